@@ -1,0 +1,51 @@
+# Experiment harness.  `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUITE ?= smoke
+OVERRIDES ?=
+WORKERS ?=
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: help install suite validate expand report test test-fast bench ui clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0            # the local CPU wheel, before anything can pull a CUDA build
+	$(PY) -m pip install -q -r requirements.lock     # exact versions of everything else
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the lock file
+
+suite: install ## run a suite: make suite SUITE=name [OVERRIDES="key.path=value ..."] [WORKERS=n]
+	$(VENV)/bin/harness run $(SUITE) $(OVERRIDES) $(if $(WORKERS),--workers $(WORKERS))
+
+validate: install ## validate every suite in suites/
+	$(VENV)/bin/harness validate
+
+expand: install ## print the runs of a suite: make expand SUITE=name
+	$(VENV)/bin/harness expand $(SUITE) $(OVERRIDES)
+
+report: install ## rebuild reports/<suite>/ from the tracking store
+	$(VENV)/bin/harness report $(SUITE) $(OVERRIDES)
+
+test: install ## all tests CI needs (unit + end-to-end)
+	$(VENV)/bin/harness validate
+	$(PY) -m pytest -q
+
+test-fast: install ## unit tests only
+	$(PY) -m pytest -q -m "not slow"
+
+bench: install ## benchmarks (ratios against references measured in the same run)
+	$(PY) -m pytest -q -m bench --benchmark-enable -p no:cacheprovider benchmarks
+
+ui: install ## MLflow UI on http://127.0.0.1:5000 over ./mlflow.db
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+
+clean: ## remove the venv and local run state (keeps mlflow.db)
+	rm -rf $(VENV) .harness .pytest_cache

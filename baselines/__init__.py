@@ -1,0 +1,3 @@
+"""Baseline components; importing this package registers every task, model and method."""
+
+from baselines import methods, models, tasks  # noqa: F401

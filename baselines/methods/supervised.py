@@ -1,0 +1,76 @@
+"""Plain supervised training: token-level cross-entropy on the target positions (targets != IGNORE_INDEX).
+
+evaluate() reports, for every eval split s of the task:
+    exact/{s}      fraction of rows whose every target position is predicted right (argmax)
+    token_acc/{s}  fraction of target positions predicted right
+    loss/{s}       mean cross-entropy per target position
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from harness.components import IGNORE_INDEX, METHODS, Batch, LossOutput, Task
+from harness.registry import ComponentConfig
+
+
+class SupervisedConfig(ComponentConfig):
+    eval_batch_size: int = Field(default=512, ge=1)
+
+
+class Supervised:
+    def __init__(self, cfg: SupervisedConfig, model: nn.Module, task: Task) -> None:
+        self.cfg = cfg
+        self.module = model
+        self.task = task
+
+    def _device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def loss(self, batch: Batch) -> LossOutput:
+        device = self._device()
+        inputs, targets = batch.inputs.to(device), batch.targets.to(device)  # [B, T] each
+        logits = self.module(inputs)  # [B, T, V]
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+        with torch.no_grad():
+            scored = targets != IGNORE_INDEX  # [B, T]
+            correct = (logits.argmax(-1) == targets) & scored
+            token_acc = correct.sum().item() / max(scored.sum().item(), 1)
+        return LossOutput(loss=loss, metrics={"token_acc": token_acc})
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        was_training = self.module.training
+        self.module.eval()
+        device = self._device()
+        metrics: dict[str, float] = {}
+        try:
+            for split, data in self.task.eval_splits().items():
+                rows_right = tokens_right = tokens = 0
+                loss_sum = 0.0
+                for start in range(0, len(data), self.cfg.eval_batch_size):
+                    batch = data.slice(start, start + self.cfg.eval_batch_size)
+                    inputs, targets = batch.inputs.to(device), batch.targets.to(device)  # [b, T]
+                    logits = self.module(inputs)  # [b, T, V]
+                    scored = targets != IGNORE_INDEX  # [b, T]
+                    right = (logits.argmax(-1) == targets) | ~scored  # [b, T]
+                    rows_right += right.all(dim=1).sum().item()
+                    tokens_right += (right & scored).sum().item()
+                    tokens += scored.sum().item()
+                    loss_sum += F.cross_entropy(
+                        logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+                    ).item()
+                metrics[f"exact/{split}"] = rows_right / len(data)
+                metrics[f"token_acc/{split}"] = tokens_right / max(tokens, 1)
+                metrics[f"loss/{split}"] = loss_sum / max(tokens, 1)
+        finally:
+            self.module.train(was_training)
+        return metrics
+
+
+@METHODS.register("supervised", SupervisedConfig)
+def build(cfg: SupervisedConfig, model: nn.Module, task: Task) -> Supervised:
+    return Supervised(cfg, model, task)

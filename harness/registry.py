@@ -1,0 +1,70 @@
+"""One generic registry for every kind of component (tasks, models, methods, ...).
+
+A component is registered by name together with the pydantic config class that
+validates its parameters.  Unknown names fail with a did-you-mean suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+F = TypeVar("F", bound=Callable)
+
+
+class ComponentConfig(BaseModel):
+    """Base of every component config: a registered `name` plus typed parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+
+
+class RegistryError(LookupError):
+    """An unknown name was looked up; the message carries a did-you-mean hint."""
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+@dataclass(frozen=True)
+class Entry(Generic[F]):
+    name: str
+    config: type[ComponentConfig]
+    build: F
+
+
+class Registry(Generic[F]):
+    """Maps names to (config class, builder).  `kind` is used in error messages."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[F]] = {}
+
+    def register(self, name: str, config: type[ComponentConfig]) -> Callable[[F], F]:
+        def deco(build: F) -> F:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._entries[name] = Entry(name, config, build)
+            return build
+
+        return deco
+
+    def get(self, name: str) -> Entry[F]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = sorted(self._entries)
+            raise RegistryError(
+                f"unknown {self.kind} '{name}'{did_you_mean(name, known)} (known: {', '.join(known)})"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries

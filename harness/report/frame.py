@@ -1,0 +1,63 @@
+"""Tracking-store records -> one pandas DataFrame, one row per run."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pandas as pd
+
+from harness.track import RunRecord
+
+
+def parse_param(text: str) -> Any:
+    """MLflow stores params as strings; give scalars back their type (lists stay strings)."""
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def results_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {"run_id": r.run_id, "ablation": r.tags.get("ablation", ""), "outcome": r.tags.get("outcome", "")}
+        row.update({k: parse_param(v) for k, v in r.params.items()})
+        row.update(r.metrics)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def select(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
+    """Rows whose columns equal the given values (a list means any of)."""
+    mask = pd.Series(True, index=df.index)
+    for col, want in where.items():
+        if col not in df.columns:
+            return df.iloc[0:0]
+        mask &= df[col].isin(want if isinstance(want, list) else [want])
+    return df[mask]
+
+
+def metric_columns(df: pd.DataFrame, prefix: str) -> dict[str, Any]:
+    """Metric columns starting with `prefix` -> column label (the rest of the name, as int when numeric)."""
+    out = {}
+    for c in df.columns:
+        if isinstance(c, str) and c.startswith(prefix):
+            rest = c[len(prefix):]
+            out[c] = int(rest) if rest.isdigit() else rest
+    return dict(sorted(out.items(), key=lambda kv: (isinstance(kv[1], str), kv[1])))
+
+
+def long_metric(df: pd.DataFrame, prefix: str, keys: list[str]) -> pd.DataFrame:
+    """Long format: keys..., seed, x (column label), value."""
+    cols = metric_columns(df, prefix)
+    if not cols or df.empty:
+        return pd.DataFrame(columns=[*keys, "seed", "x", "value"])
+    long = df[[*keys, "seed", *cols]].melt(id_vars=[*keys, "seed"], value_vars=list(cols), var_name="metric", value_name="value")
+    long["x"] = long["metric"].map(cols)
+    return long.drop(columns="metric").dropna(subset=["value"])

@@ -1,0 +1,53 @@
+"""Paper-style tables: rows x columns, cell = mean ± std over seeds, best in bold."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.report.frame import long_metric, select
+from harness.spec.models import TableSpec
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    mean: pd.DataFrame  # rows x columns, numeric
+    std: pd.DataFrame
+    seeds: pd.Series
+
+    def markdown(self) -> str:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def _fmt(mean: float, std: float, bold: bool) -> str:
+    if math.isnan(mean):
+        return "–"
+    cell = f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+    return f"**{cell}**" if bold else cell
+
+
+def metric_table(df: pd.DataFrame, spec: TableSpec) -> Table:
+    sub = select(df, spec.where)
+    long = long_metric(sub, spec.metric, spec.rows)
+    header = [*spec.rows, "seeds", *[]]
+    if long.empty:
+        return Table(spec.title, header, [], pd.DataFrame(), pd.DataFrame(), pd.Series(dtype=int))
+    grouped = long.groupby([*spec.rows, "x"])["value"]
+    mean = grouped.mean().unstack("x")
+    std = grouped.std(ddof=1).unstack("x")
+    seeds = long.groupby(spec.rows)["seed"].nunique()
+    best = mean.max() if spec.higher_is_better else mean.min()
+    header = [*spec.rows, "seeds", *[f"{spec.column_label} {c}" for c in mean.columns]]
+    rows = []
+    for idx in mean.index:
+        key = idx if isinstance(idx, tuple) else (idx,)
+        cells = [_fmt(mean.at[idx, c], std.at[idx, c], bool(mean.at[idx, c] == best[c])) for c in mean.columns]
+        rows.append([*map(str, key), str(int(seeds.loc[idx])), *cells])
+    return Table(spec.title, header, rows, mean, std, seeds)

@@ -1,0 +1,124 @@
+"""Local scheduler: a pool of device slots, one subprocess per run.
+
+With CUDA: `slots_per_gpu` slots on each visible GPU, a run pinned by CUDA_VISIBLE_DEVICES.
+Without: N CPU slots (default: the number of cores), each worker limited to one thread."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int
+    gpu: int | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HARNESS_THREADS": "1"}
+        env["CUDA_VISIBLE_DEVICES"] = "" if self.gpu is None else str(self.gpu)
+        return env
+
+
+def visible_gpus() -> list[int]:
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def make_slots(workers: int | None, slots_per_gpu: int, gpus: Sequence[int]) -> list[Slot]:
+    """GPU slots if there are GPUs (capped at `workers` when given), else `workers` CPU slots."""
+    if gpus:
+        slots = [Slot(i, g) for i, (g, _) in enumerate((g, k) for g in gpus for k in range(slots_per_gpu))]
+        return slots[:workers] if workers else slots
+    return [Slot(i) for i in range(workers or os.cpu_count() or 1)]
+
+
+@dataclass
+class Job:
+    key: str
+    argv: list[str]
+    log_path: Path
+    attempt: int = 0
+
+
+@dataclass
+class Running:
+    job: Job
+    slot: Slot
+    proc: subprocess.Popen
+    started: float
+
+
+class LocalPool:
+    """Runs jobs over slots.  `on_start(job, slot)` is called before launch; `on_end(job, rc)` after."""
+
+    def __init__(self, slots: list[Slot], poll_s: float = 0.05) -> None:
+        self.slots = slots
+        self.poll_s = poll_s
+        self.running: dict[int, Running] = {}
+
+    def run(
+        self,
+        jobs: Sequence[Job],
+        on_start: Callable[[Job, Slot], list[str]],
+        on_end: Callable[[Job, int], None],
+        on_tick: Callable[[int], None] = lambda n_running: None,
+    ) -> None:
+        pending = deque(jobs)
+        self.interrupted: list[Job] = []
+        try:
+            while pending or self.running:
+                for slot in self.slots:
+                    if slot.index in self.running or not pending:
+                        continue
+                    job = pending.popleft()
+                    extra = on_start(job, slot)
+                    job.log_path.parent.mkdir(parents=True, exist_ok=True)
+                    with open(job.log_path, "ab") as log:
+                        proc = subprocess.Popen(
+                            job.argv + extra,
+                            env={**os.environ, **slot.env()},
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,  # Ctrl-C reaches the parent only; it stops workers itself
+                        )
+                    self.running[slot.index] = Running(job, slot, proc, time.monotonic())
+                on_tick(len(self.running))
+                time.sleep(self.poll_s)
+                for idx, r in list(self.running.items()):
+                    rc = r.proc.poll()
+                    if rc is not None:
+                        del self.running[idx]
+                        on_end(r.job, rc)
+        except BaseException:  # Ctrl-C or a bug in a callback: never leave workers behind
+            self.interrupted = self.stop_all()
+            raise
+
+    def stop_all(self, grace_s: float = 5.0) -> list[Job]:
+        """Terminate every running worker (SIGTERM, then SIGKILL); returns their jobs."""
+        stopped = [r.job for r in self.running.values()]
+        for r in self.running.values():
+            _signal_group(r.proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for r in self.running.values():
+            try:
+                r.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(r.proc, signal.SIGKILL)
+                r.proc.wait()
+        self.running.clear()
+        return stopped
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,208 @@
+"""suite.yaml (+ include + command-line overrides) -> validated SuiteSpec, with the source line
+of every key kept so that any later error can name file:line and key path."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.registry import did_you_mean
+from harness.spec.errors import Loc, SpecError
+from harness.spec.models import CONFIG_KEYS, SuiteSpec
+from harness.spec.tree import merge
+from harness.spec.yamlio import KeyPath, format_path, load_yaml
+
+AXIS_SECTIONS = ("grid", "zip")  # their keys are dotted config paths, kept whole
+DIFF_SECTIONS = ("defaults",)  # nested config dicts in which dotted keys are expanded
+
+
+@dataclass
+class Locator:
+    """Maps key paths of the (merged) suite document to where they were written."""
+
+    locs: dict[KeyPath, Loc] = field(default_factory=dict)
+    root: Loc = Loc("<suite>", 0, "")
+
+    def find(self, path: KeyPath) -> Loc:
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.locs:
+                return Loc(self.locs[path[:n]].file, self.locs[path[:n]].line, format_path(path))
+        return Loc(self.root.file, self.root.line, format_path(path))
+
+
+@dataclass
+class LoadedSuite:
+    spec: SuiteSpec
+    path: Path
+    locator: Locator
+
+
+def _undot(d: Any, path: KeyPath, loc: Locator) -> Any:
+    """Expand `{"model.pos_emb": x}` into `{"model": {"pos_emb": x}}`, moving line info along."""
+    if not isinstance(d, dict):
+        return d
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        parts = str(k).split(".")
+        src = loc.locs.get(path + (k,))
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if src and path + tuple(parts[: i + 1]) not in loc.locs:
+                loc.locs[path + tuple(parts[: i + 1])] = src
+        node[parts[-1]] = merge(node.get(parts[-1], {}), _undot(v, path + (k,), loc)) if isinstance(v, dict) else v
+        if src:
+            loc.locs[path + tuple(parts)] = src
+    return out
+
+
+def _normalize(data: dict[str, Any], loc: Locator) -> dict[str, Any]:
+    data = dict(data)
+    if isinstance(data.get("defaults"), dict):
+        data["defaults"] = _undot(data["defaults"], ("defaults",), loc)
+    if isinstance(data.get("ablations"), dict):
+        data["ablations"] = {
+            k: _undot(v, ("ablations", k), loc) if isinstance(v, dict) else v for k, v in data["ablations"].items()
+        }
+    return data
+
+
+def _read(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], Locator]:
+    data, lines = load_yaml(path)
+    loc = Locator({p: Loc(str(path), n, format_path(p)) for p, n in lines.items()}, Loc(str(path), 1, ""))
+    if not isinstance(data, dict):
+        raise SpecError(Loc(str(path), 1, ""), "a suite must be a YAML mapping")
+    data = _normalize(data, loc)
+    inc = data.get("include")
+    if inc is None:
+        return data, loc
+    if not isinstance(inc, str):
+        raise SpecError(loc.find(("include",)), "expected a file name (string)")
+    base_path = (path.parent / inc).resolve()
+    if base_path in seen:
+        raise SpecError(loc.find(("include",)), f"include cycle through {base_path.name}")
+    if not base_path.exists():
+        raise SpecError(loc.find(("include",)), f"included file not found: {inc}")
+    base, base_loc = _read(base_path, seen + (base_path,))
+    merged = merge(base, {k: v for k, v in data.items() if k != "include"})
+    merged["include"] = inc
+    return merged, Locator({**base_loc.locs, **loc.locs}, loc.root)
+
+
+def parse_override(text: str) -> tuple[KeyPath, Any]:
+    """`defaults.model.d_model=128` or `grid.model.pos_emb=[abs,rope]` -> (key path, value)."""
+    where = Loc("<override>", 0, text)
+    if "=" not in text:
+        raise SpecError(where, "an override is key.path=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise SpecError(where, f"cannot parse value {raw!r} as YAML") from None
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise SpecError(where, f"bad key path {key!r}")
+    if parts[0] in AXIS_SECTIONS and len(parts) > 1:
+        return (parts[0], ".".join(parts[1:])), value
+    if parts[0] == "ablations" and len(parts) > 2:
+        return (parts[0], parts[1], *parts[2:]), value
+    return tuple(int(p) if p.isdigit() else p for p in parts), value
+
+
+def apply_override(data: dict[str, Any], loc: Locator, path: KeyPath, value: Any, text: str) -> None:
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
+            raise SpecError(Loc("<override>", 0, text), f"{format_path(path[: i + 1])} is not a mapping")
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    if not isinstance(node, (dict, list)):
+        raise SpecError(Loc("<override>", 0, text), "cannot set a key inside a scalar")
+    node[path[-1]] = merge(node.get(path[-1]) if isinstance(node, dict) else None, value)
+    loc.locs = {p: l for p, l in loc.locs.items() if p[: len(path)] != path}
+    loc.locs[path] = Loc("<override>", 0, text)
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the pydantic model found at `loc` inside `model` (for did-you-mean)."""
+    tp: Any = model
+    for part in loc:
+        while typing.get_origin(tp) in (typing.Union, getattr(typing, "UnionType", None), typing.Annotated):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            tp = args[0]
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            f = tp.model_fields.get(part) or next((f for f in tp.model_fields.values() if f.alias == part), None)
+            if f is None:
+                return []
+            tp = f.annotation
+        elif typing.get_origin(tp) in (list, dict, tuple):
+            tp = typing.get_args(tp)[-1]
+        else:
+            return []
+    while typing.get_origin(tp) in (typing.Union, typing.Annotated):
+        tp = [a for a in typing.get_args(tp) if a is not type(None)][0]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or n for n, f in tp.model_fields.items()]
+    return []
+
+
+def validation_error(err: ValidationError, model: type[BaseModel], locate, prefix: KeyPath = ()) -> SpecError:
+    """First pydantic error -> one-line SpecError (did-you-mean for unknown keys)."""
+    e = err.errors()[0]
+    path = prefix + tuple(e["loc"])
+    if e["type"] == "extra_forbidden":
+        known = _field_names(model, tuple(e["loc"][:-1]))
+        hint = did_you_mean(str(e["loc"][-1]), known)
+        msg = f"unknown key '{e['loc'][-1]}'{hint}" + (f" (allowed: {', '.join(known)})" if known and not hint else "")
+    else:
+        msg = e["msg"].removeprefix("Value error, ")
+        shown = repr(e.get("input"))
+        if e["type"] != "missing" and not isinstance(e.get("input"), (dict, list)) and shown not in msg:
+            msg += f", got {shown}"
+    return SpecError(locate(path), msg)
+
+
+def _check_axes(spec: SuiteSpec, loc: Locator) -> None:
+    lengths = {len(v) for v in spec.zip.values()}
+    if len(lengths) > 1:
+        raise SpecError(loc.find(("zip",)), f"all zip axes must have the same length, got {sorted(lengths)}")
+    seen: dict[str, KeyPath] = {}
+    sections: list[tuple[KeyPath, dict[str, list]]] = [(("grid",), spec.grid), (("zip",), spec.zip)]
+    sections += [(("when", i, "grid"), b.grid) for i, b in enumerate(spec.when)]
+    for where, axes in sections:
+        for axis, values in axes.items():
+            head = axis.split(".")[0]
+            if head not in CONFIG_KEYS:
+                raise SpecError(loc.find(where + (axis,)), f"axis must start with one of {', '.join(CONFIG_KEYS)}{did_you_mean(head, list(CONFIG_KEYS))}")
+            if not values:
+                raise SpecError(loc.find(where + (axis,)), "empty axis: give at least one value")
+            if axis in seen and where[0] != "when":
+                raise SpecError(loc.find(where + (axis,)), f"duplicate axis '{axis}' (also in {format_path(seen[axis])})")
+            seen[axis] = where
+
+
+def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
+    path = Path(path)
+    data, loc = _read(path.resolve(), (path.resolve(),))
+    # report paths as the user gave them
+    loc.locs = {p: Loc(str(path) if l.file == str(path.resolve()) else l.file, l.line, l.key) for p, l in loc.locs.items()}
+    loc.root = Loc(str(path), 1, "")
+    for text in overrides:
+        kp, value = parse_override(text)
+        apply_override(data, loc, kp, value, text)
+    data = _normalize(data, loc)
+    try:
+        spec = SuiteSpec.model_validate(data)
+    except ValidationError as err:
+        raise validation_error(err, SuiteSpec, loc.find) from None
+    _check_axes(spec, loc)
+    return LoadedSuite(spec, path, loc)

@@ -1,0 +1,183 @@
+"""Tracking: the only module that imports mlflow.
+
+Layout in the store: one experiment per suite, a parent run per suite invocation, a child run
+per RunSpec (tag `run_id` = content hash).  The parent process calls `Tracker.setup()` before
+any worker starts (concurrent first use of a sqlite store races on schema creation).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+PARENT_TAG = "mlflow.parentRunId"
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+
+
+def default_uri(cwd: Path | None = None) -> str:
+    return f"sqlite:///{((cwd or Path.cwd()) / 'mlflow.db').resolve()}"
+
+
+def git_sha(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_tags() -> dict[str, str]:
+    import numpy
+    import pydantic
+    import torch
+
+    return {
+        "versions.python": platform.python_version(),
+        "versions.torch": torch.__version__,
+        "versions.mlflow": mlflow.__version__,
+        "versions.numpy": numpy.__version__,
+        "versions.pydantic": pydantic.__version__,
+    }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished child run as read back from the store."""
+
+    mlflow_id: str
+    run_id: str
+    status: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+
+
+class Tracker:
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = uri or default_uri()
+        self.client = MlflowClient(tracking_uri=self.uri)
+
+    # ------------------------------------------------------------ parent-side
+    def setup(self) -> None:
+        """Create / migrate the store now, in this (the parent) process."""
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client.search_experiments(max_results=1)
+
+    def experiment(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:///"):
+            location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts" / name).resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def start_parent(self, exp_id: str, name: str, tags: dict[str, str]) -> str:
+        return self.client.create_run(exp_id, tags=tags, run_name=name).info.run_id
+
+    def create_child(self, exp_id: str, parent: str, name: str, tags: dict[str, str]) -> str:
+        return self.client.create_run(exp_id, tags={PARENT_TAG: parent, **tags}, run_name=name).info.run_id
+
+    def status(self, mlflow_id: str) -> str:
+        return self.client.get_run(mlflow_id).info.status
+
+    def terminate(self, mlflow_id: str, status: str) -> None:
+        self.client.set_terminated(mlflow_id, status=status)
+
+    def log_text(self, mlflow_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(mlflow_id, text, artifact_file)
+
+    def set_tags(self, mlflow_id: str, tags: dict[str, str]) -> None:
+        for chunk in _chunks([RunTag(k, str(v)) for k, v in tags.items()], 100):
+            self.client.log_batch(mlflow_id, tags=chunk)
+
+    def _search(self, exp_id: str, filter_string: str) -> Iterable[Any]:
+        token = None
+        while True:
+            page = self.client.search_runs([exp_id], filter_string=filter_string, max_results=1000, page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def finished(self, exp_id: str) -> dict[str, str]:
+        """run_id (content hash) -> mlflow id of its newest FINISHED child run."""
+        out: dict[str, tuple[int, str]] = {}
+        for r in self._search(exp_id, "attributes.status = 'FINISHED'"):
+            rid = r.data.tags.get("run_id")
+            if rid and (rid not in out or r.info.start_time > out[rid][0]):
+                out[rid] = (r.info.start_time, r.info.run_id)
+        return {k: v for k, (_, v) in out.items()}
+
+    def results(self, exp_id: str, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
+        """Newest FINISHED child run per run_id, optionally restricted to `run_ids`."""
+        wanted = set(run_ids) if run_ids is not None else None
+        best: dict[str, Any] = {}
+        for r in self._search(exp_id, "attributes.status = 'FINISHED'"):
+            rid = r.data.tags.get("run_id")
+            if not rid or (wanted is not None and rid not in wanted):
+                continue
+            if rid not in best or r.info.start_time > best[rid].info.start_time:
+                best[rid] = r
+        return [
+            RunRecord(r.info.run_id, rid, r.info.status, dict(r.data.params), dict(r.data.tags), dict(r.data.metrics))
+            for rid, r in best.items()
+        ]
+
+
+def _chunks(items: list, n: int) -> Iterable[list]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+class RunLog:
+    """Worker-side handle on one child run.  Metrics are buffered and written with log_batch
+    (one call per value costs ~60x more)."""
+
+    def __init__(self, uri: str, mlflow_id: str, flush_every: int = 500) -> None:
+        self.tracker = Tracker(uri)
+        self.id = mlflow_id
+        self.flush_every = flush_every
+        self._buf: list[Metric] = []
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for chunk in _chunks(items, 100):
+            self.tracker.client.log_batch(self.id, params=chunk)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.tracker.set_tags(self.id, tags)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        ts = int(time.time() * 1000)
+        self._buf += [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        if len(self._buf) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        for chunk in _chunks(self._buf, 1000):
+            self.tracker.client.log_batch(self.id, metrics=chunk)
+        self._buf = []
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.tracker.log_text(self.id, text, artifact_file)
+
+    def log_artifact(self, path: Path) -> None:
+        self.tracker.client.log_artifact(self.id, str(path))
+
+    def finish(self, status: str) -> None:
+        self.flush()
+        self.tracker.terminate(self.id, RunStatus.to_string(RunStatus.from_string(status)))

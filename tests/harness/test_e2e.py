@@ -1,0 +1,88 @@
+"""End to end through the real CLI, real MLflow (sqlite in a temp dir) and real worker processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.track import Tracker
+
+pytestmark = pytest.mark.slow
+
+
+def cli(root: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args, "--tracking-uri", f"sqlite:///{cwd}/mlflow.db", "--reports-dir", str(cwd / "reports")],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def child_runs(cwd: Path, suite: str):
+    t = Tracker(f"sqlite:///{cwd}/mlflow.db")
+    exp = t.client.get_experiment_by_name(suite)
+    runs = t.client.search_runs([exp.experiment_id])
+    return [r for r in runs if "run_id" in r.data.tags], [r for r in runs if "run_id" not in r.data.tags]
+
+
+def test_smoke_suite_end_to_end_and_resume(root, tmp_path):
+    suite = str(root / "suites" / "smoke.yaml")
+    proc = cli(root, tmp_path, "run", suite, "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    children, parents = child_runs(tmp_path, "smoke")
+    assert len(children) == 4 and len(parents) == 1
+    for r in children:
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert r.data.params["model.name"] == "transformer" and r.data.params["task.op"] == "add"
+        assert r.data.params["model.pos_emb"] in ("abs", "rel_k")
+        assert {"exact/len_03", "exact/len_06", "train/loss", "token_acc/len_04"} <= set(r.data.metrics)
+        assert 0.0 <= r.data.metrics["exact/len_03"] <= 1.0
+        assert r.data.tags["git_sha"] and r.data.tags["versions.torch"].startswith("2.13")
+    # per-step training metrics were logged (batched), not just the last value
+    t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    hist = t.client.get_metric_history(children[0].info.run_id, "train/loss")
+    assert [m.step for m in hist] == [1, 10, 20, 30, 40]
+    arts = {a.path for a in t.client.list_artifacts(children[0].info.run_id)}
+    assert {"config.json", "model.pt"} <= arts
+
+    report = (tmp_path / "reports" / "smoke" / "report.md").read_text()
+    assert "| abs | 2 |" in report and "| rel_k | 2 |" in report and "length 6" in report
+    assert (tmp_path / "reports" / "smoke" / "exact_vs_length.png").stat().st_size > 1000
+
+    again = cli(root, tmp_path, "run", suite, "--workers", "2")
+    assert again.returncode == 0, again.stderr
+    assert "4 already finished, 0 to run" in again.stderr
+    children2, parents2 = child_runs(tmp_path, "smoke")
+    assert len(children2) == 4 and len(parents2) == 1  # nothing trained, no new parent
+
+
+def test_failures_are_contained(root, tmp_path):
+    suite = str(root / "suites" / "smoke.yaml")
+    proc = cli(
+        root, tmp_path, "run", suite, "--workers", "2", "seeds=[0]",
+        "ablations.crash.training.fault.kind=raise", "ablations.crash.training.fault.at_step=3",
+        "ablations.killed.training.fault.kind=exit",
+        "ablations.nan.training.fault.kind=nan", "ablations.nan.training.fault.at_step=5",
+    )
+    assert proc.returncode == 1
+    assert "failed runs:" in proc.stderr and "crash seed=0" in proc.stderr and "killed seed=0" in proc.stderr
+    children, _ = child_runs(tmp_path, "smoke")
+    by_ablation = {r.data.tags["ablation"]: r for r in children}
+    assert len(children) == 5
+    crash = by_ablation["crash"]
+    assert crash.info.status == "FAILED" and crash.data.tags["outcome"] == "failed"
+    t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    tb = Path(t.client.download_artifacts(crash.info.run_id, "traceback.txt", str(tmp_path))).read_text()
+    assert "InjectedFault: injected fault at step 3" in tb
+    killed = by_ablation["killed"]
+    assert killed.info.status == "FAILED" and killed.data.tags["exit_code"] == "3"
+    nan = by_ablation["nan"]
+    assert nan.info.status == "FINISHED" and nan.data.tags["outcome"] == "diverged"
+    assert max(m.step for m in t.client.get_metric_history(nan.info.run_id, "train/loss")) == 5
+    assert nan.data.metrics["train/diverged_at_step"] == 5
+    finished = [r for r in children if r.data.tags["ablation"] == ""]
+    assert len(finished) == 2 and all(r.info.status == "FINISHED" for r in finished)
+    assert (tmp_path / "reports" / "smoke" / "report.md").exists()
