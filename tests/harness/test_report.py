@@ -1,0 +1,43 @@
+"""Report tables from a results DataFrame: mean ± std over seeds, best in bold, filters."""
+
+import pandas as pd
+
+from harness.report.frame import parse_param, results_frame
+from harness.report.tables import metric_table
+from harness.spec.models import TableSpec
+from harness.track import RunRecord
+
+
+def rec(pe: str, seed: int, op: str, accs: dict[int, float]) -> RunRecord:
+    params = {"model.pos_emb": pe, "seed": str(seed), "task.op": op}
+    return RunRecord(f"m{pe}{seed}", f"{pe}{seed}{op}", "FINISHED", params, {"ablation": ""}, {f"exact/len_{n:02d}": v for n, v in accs.items()})
+
+
+def test_table_mean_std_bold_and_filter():
+    df = results_frame([
+        rec("abs", 0, "add", {5: 1.0, 10: 0.0}), rec("abs", 1, "add", {5: 0.8, 10: 0.2}),
+        rec("rel_k", 0, "add", {5: 1.0, 10: 0.9}), rec("rel_k", 1, "add", {5: 1.0, 10: 0.7}),
+        rec("rel_k", 0, "mul", {5: 0.5, 10: 0.5}),
+    ])
+    t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], where={"task.op": "add"}))
+    assert t.header == ["model.pos_emb", "seeds", "length 5", "length 10"]
+    assert t.rows[0] == ["abs", "2", "0.90 ± 0.14", "0.10 ± 0.14"]
+    assert t.rows[1] == ["rel_k", "2", "**1.00 ± 0.00**", "**0.80 ± 0.14**"]
+    md = t.markdown().splitlines()
+    assert md[0].startswith("| model.pos_emb | seeds |") and len(md) == 4
+
+
+def test_single_seed_has_no_std_and_columns_sort_numerically():
+    df = results_frame([rec("abs", 0, "add", {10: 0.5, 5: 1.0, 20: 0.0})])
+    t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
+    assert t.header[2:] == ["length 5", "length 10", "length 20"]
+    assert t.rows[0][2:] == ["**1.00**", "**0.50**", "**0.00**"]
+
+
+def test_parse_param():
+    assert [parse_param(x) for x in ["3", "0.5", "True", "None", "rel_k", "[1, 5]"]] == [3, 0.5, True, None, "rel_k", "[1, 5]"]
+
+
+def test_empty_selection_gives_empty_table():
+    df = pd.DataFrame([{"model.pos_emb": "abs", "seed": 0, "task.op": "add", "exact/len_05": 1.0}])
+    assert metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], where={"task.op": "mul"})).rows == []
