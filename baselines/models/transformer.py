@@ -2,6 +2,9 @@
 
 forward(inputs [B, T] long, positions [T] long | None) -> logits [B, T, V].
 The position encoding is pluggable (see `baselines.models.position`): `pos_emb` names a POSITIONS entry.
+One PositionEncoding module is shared by all layers (it holds per-layer tables where a variant needs them).
+Attention logits are computed explicitly (as fast as F.scaled_dot_product_attention with a float mask on
+CPU at these sizes, and easier to read); the causal mask is an additive -inf bias.
 """
 
 from __future__ import annotations

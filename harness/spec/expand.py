@@ -4,6 +4,7 @@
     points  = for each `when` branch: matching points get `set` and are crossed with its grid
     points -= exclude
     runs    = points x seeds  +  ablations (defaults + diff) x seeds
+              (a point that sets `seed` through an axis is not crossed with `seeds` again)
 
 Conditions (`when.if`, `exclude`) compare the values written in the suite (defaults, axes,
 sets); a key not written compares as null.  Every resolved config is validated against the
@@ -131,7 +132,8 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
     seen: set[str] = set()
 
     def add(raw: dict[str, Any], point: Point, base_path: KeyPath, ablation: str) -> None:
-        for seed in spec.seeds:
+        # a `seed` axis (e.g. per `when` branch) takes the place of the suite's `seeds`
+        for seed in [raw["seed"]] if "seed" in point.values else spec.seeds:
             cfg = validate_config({**raw, "seed": seed}, _locate_for(loaded, point, base_path))
             run = RunSpec.create(spec.name, cfg, point.labels, ablation)
             if run.run_id not in seen:  # identical configs are one run

@@ -155,3 +155,27 @@ def test_switching_component_name_drops_its_params(tmp_path):
     path = write(tmp_path, BASE + "ablations:\n  other_task: {task: {name: arithmetic, op: mul, b_digits: 1, max_digits: 4, test_digits: [2]}}\n")
     runs = expand(load_suite(path))
     assert runs[-1].config.task.op == "mul" and runs[-1].config.task.train_size == 64  # same component: merged
+
+
+def test_seed_axis_in_branch_replaces_suite_seeds(tmp_path):
+    path = write(tmp_path, BASE + textwrap.dedent("""\
+        grid:
+          model.pos_emb: [abs, rope]
+        when:
+          - if: {model.pos_emb: abs}
+            grid: {seed: [0, 1, 2]}
+        seeds: [7]
+        """))
+    runs = expand(load_suite(path))
+    assert sorted((r.config.model.pos_emb, r.config.seed) for r in runs) == [("abs", 0), ("abs", 1), ("abs", 2), ("rope", 7)]
+
+
+def test_length_generalization_suite_expansion(root):
+    runs = expand(load_suite(root / "suites" / "length_generalization.yaml"))
+    add = [r for r in runs if r.config.task.op == "add"]
+    mul = [r for r in runs if r.config.task.op == "mul"]
+    assert len(add) == 6 * 3 and len(mul) == 6 * 2
+    assert {r.config.model.pos_emb for r in add} == {"abs", "rel_k", "rel_kq", "rope", "alibi", "none"}
+    assert {r.config.task.priming_k for r in mul} == {0, 1, 5, 10, 25, 50}
+    assert all(r.config.task.b_digits == 1 and r.config.training.steps == 8000 for r in mul)
+    assert all(r.config.model.rel_clip >= 2 * r.config.task.max_digits + 3 for r in runs)
