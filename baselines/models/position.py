@@ -201,31 +201,12 @@ class Alibi(PositionEncoding):
 # registration
 
 
-@POSITIONS.register("none", PositionConfig)
-def _build_none(cfg: PositionConfig) -> PositionEncoding:
-    return PositionEncoding()
-
-
-@POSITIONS.register("abs", PositionConfig)
-def _build_abs(cfg: PositionConfig) -> PositionEncoding:
-    return AbsolutePosition(cfg)
-
-
-@POSITIONS.register("rel_k", PositionConfig)
-def _build_rel_k(cfg: PositionConfig) -> PositionEncoding:
-    return RelativeKeys(cfg)
-
-
-@POSITIONS.register("rel_kq", PositionConfig)
-def _build_rel_kq(cfg: PositionConfig) -> PositionEncoding:
-    return RelativeKeysQueries(cfg)
-
-
-@POSITIONS.register("rope", PositionConfig)
-def _build_rope(cfg: PositionConfig) -> PositionEncoding:
-    return Rotary(cfg)
-
-
-@POSITIONS.register("alibi", PositionConfig)
-def _build_alibi(cfg: PositionConfig) -> PositionEncoding:
-    return Alibi(cfg)
+POSITIONS.register("none", PositionConfig)(lambda cfg: PositionEncoding())
+for _name, _variant in {
+    "abs": AbsolutePosition,
+    "rel_k": RelativeKeys,
+    "rel_kq": RelativeKeysQueries,
+    "rope": Rotary,
+    "alibi": Alibi,
+}.items():
+    POSITIONS.register(_name, PositionConfig)(_variant)

@@ -19,9 +19,10 @@ def metric_curve(df: pd.DataFrame, spec: FigureSpec, path: Path) -> Path | None:
     long = long_metric(select(df, spec.where), spec.metric, spec.hue)
     if long.empty:
         return None
-    long["group"] = long[spec.hue].astype(str).agg(" ".join, axis=1) if len(spec.hue) > 1 else long[spec.hue[0]].astype(str)
+    long = long.sort_values(spec.hue, kind="stable")  # legend in natural (numeric) order of the hue values
+    long["group"] = long[spec.hue].astype(str).agg(" ".join, axis=1)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    sns.lineplot(data=long, x="x", y="value", hue="group", marker="o", errorbar="sd", ax=ax)
+    sns.lineplot(data=long, x="x", y="value", hue="group", hue_order=list(dict.fromkeys(long["group"])), marker="o", errorbar="sd", ax=ax)
     ax.set(title=spec.title, xlabel=spec.x_label, ylabel=spec.y_label)
     ax.legend(title=" / ".join(h.split(".")[-1] for h in spec.hue), fontsize=8)
     ax.grid(alpha=0.3)
