@@ -68,6 +68,7 @@ def run_suite(
     mlflow_ids: dict[str, str] = {}
     retries = spec.scheduler.max_retries
     pool = LocalPool(slots)
+    retry: list[Job] = []  # failed jobs with retries left, run again after the current round
 
     with tempfile.TemporaryDirectory(prefix="harness-specs-") as tmp, Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -99,7 +100,7 @@ def run_suite(
                 status = "FAILED"
             if status == "FAILED" and job.attempt < retries:
                 job.attempt += 1
-                pool_jobs_retry.append(job)
+                retry.append(job)
                 return
             if status == "FINISHED":
                 diverged = tracker.client.get_run(mid).data.tags.get("outcome") == "diverged"
@@ -112,12 +113,12 @@ def run_suite(
         def on_tick(n_running: int) -> None:
             progress.update(bar, status=f"running {n_running}  failed {len(out.failed)}")
 
-        pool_jobs_retry: list[Job] = []
         pending = jobs
         try:
             while pending:
                 pool.run(pending, on_start, on_end, on_tick)
-                pending, pool_jobs_retry = pool_jobs_retry, []
+                pending = list(retry)
+                retry.clear()
         except KeyboardInterrupt:
             for job in pool.interrupted:
                 tracker.terminate(mlflow_ids[job.key], "KILLED")

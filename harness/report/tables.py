@@ -36,9 +36,8 @@ def _fmt(mean: float, std: float, bold: bool) -> str:
 def metric_table(df: pd.DataFrame, spec: TableSpec) -> Table:
     sub = select(df, spec.where)
     long = long_metric(sub, spec.metric, spec.rows)
-    header = [*spec.rows, "seeds", *[]]
     if long.empty:
-        return Table(spec.title, header, [], pd.DataFrame(), pd.DataFrame(), pd.Series(dtype=int))
+        return Table(spec.title, [*spec.rows, "seeds"], [], pd.DataFrame(), pd.DataFrame(), pd.Series(dtype=int))
     grouped = long.groupby([*spec.rows, "x"])["value"]
     mean = grouped.mean().unstack("x")
     std = grouped.std(ddof=1).unstack("x")

@@ -62,7 +62,7 @@ def test_smoke_suite_end_to_end_and_resume(root, tmp_path):
 def test_failures_are_contained(root, tmp_path):
     suite = str(root / "suites" / "smoke.yaml")
     proc = cli(
-        root, tmp_path, "run", suite, "--workers", "2", "seeds=[0]",
+        root, tmp_path, "run", suite, "--workers", "2", "seeds=[0]", "scheduler.max_retries=1",
         "ablations.crash.training.fault.kind=raise", "ablations.crash.training.fault.at_step=3",
         "ablations.killed.training.fault.kind=exit",
         "ablations.nan.training.fault.kind=nan", "ablations.nan.training.fault.at_step=5",
@@ -70,8 +70,11 @@ def test_failures_are_contained(root, tmp_path):
     assert proc.returncode == 1
     assert "failed runs:" in proc.stderr and "crash seed=0" in proc.stderr and "killed seed=0" in proc.stderr
     children, _ = child_runs(tmp_path, "smoke")
+    # crash and killed are retried once (max_retries=1): two FAILED attempts each
+    assert len(children) == 7
+    attempts = sorted((r.data.tags["ablation"], r.data.tags["attempt"]) for r in children if r.info.status == "FAILED")
+    assert attempts == [("crash", "0"), ("crash", "1"), ("killed", "0"), ("killed", "1")]
     by_ablation = {r.data.tags["ablation"]: r for r in children}
-    assert len(children) == 5
     crash = by_ablation["crash"]
     assert crash.info.status == "FAILED" and crash.data.tags["outcome"] == "failed"
     t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
