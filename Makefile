@@ -42,7 +42,7 @@ test-fast: install ## unit tests only
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install ## benchmarks (ratios against references measured in the same run)
-	$(PY) -m pytest -q -m bench --benchmark-enable -p no:cacheprovider benchmarks
+	$(PY) -m pytest -q -s -m bench --benchmark-enable -p no:cacheprovider benchmarks
 
 ui: install ## MLflow UI on http://127.0.0.1:5000 over ./mlflow.db
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
