@@ -1,24 +1,14 @@
 """Benchmarks (`make bench`): each prints a ratio against a reference measured in the same run.
 No timed assertions: speed targets are read from the printed ratios."""
 
-import time
-
 import pytest
 import torch
+from timing import best_time
 
 from baselines.models.transformer import Transformer, TransformerConfig
 from harness.track import RunLog, Tracker
 
 pytestmark = pytest.mark.bench
-
-
-def _time(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def test_batched_metric_logging_vs_per_call(tmp_path, benchmark):
@@ -39,8 +29,8 @@ def test_batched_metric_logging_vs_per_call(tmp_path, benchmark):
             log.log_metrics({"loss": float(i)}, i)
         log.flush()
 
-    ref = _time(per_call, 1)
-    ours = _time(batched)
+    ref = best_time(per_call, 1)
+    ours = best_time(batched)
     benchmark.pedantic(batched, rounds=3, iterations=1)
     print(f"\n[bench] {n} metric values: per-call {ref*1e3:.1f} ms, batched {ours*1e3:.1f} ms, speed-up x{ref/ours:.1f}")
 
@@ -60,7 +50,7 @@ def test_position_embedding_step_cost_vs_abs(pos_emb, benchmark):
         return step
 
     ref_step, our_step = step_fn("abs"), step_fn(pos_emb)
-    ref = _time(lambda: [ref_step() for _ in range(5)])
-    ours = _time(lambda: [our_step() for _ in range(5)])
+    ref = best_time(lambda: [ref_step() for _ in range(5)])
+    ours = best_time(lambda: [our_step() for _ in range(5)])
     benchmark.pedantic(our_step, rounds=5, iterations=1)
     print(f"\n[bench] fwd+bwd {pos_emb} / abs = {ours/ref:.2f}")

@@ -12,7 +12,8 @@ already scaled logits q.k / sqrt(hd) (the convention of F.scaled_dot_product_att
 the causal mask is added by the transformer, not here.  `layer` selects per-layer parameters.
 
 Adding a variant = one subclass + one `@POSITIONS.register(...)` builder.  Hard-ALiBi, for example
-(half the heads see only the last h tokens, h = 1..H/2, the other heads get no position signal):
+(half the heads see only the last h tokens, h = 1..H/2, the other heads get no position signal; the
+registered version is `HardAlibi` below):
 
     class HardAlibi(PositionEncoding):
         def __init__(self, cfg: PositionConfig) -> None:
@@ -198,6 +199,42 @@ class Alibi(PositionEncoding):
 
 
 # ----------------------------------------------------------------------------------------------
+# Hard-ALiBi (Jelassi et al. 2024, "Repeat After Me")
+
+
+def hard_alibi_windows(n_heads: int) -> torch.Tensor:
+    """[H] long: window h = 1..H//2 for the first H//2 heads, 0 (= no window, NoPE) for the others."""
+    window = torch.zeros(n_heads, dtype=torch.long)
+    window[: n_heads // 2] = torch.arange(1, n_heads // 2 + 1)
+    return window
+
+
+class HardAlibi(PositionEncoding):
+    """Hard-ALiBi: head h with window w_h > 0 sees only the last w_h tokens, the other heads get no position
+    signal.  With dist = i - j (query i, key j):
+
+        bias_hij = 0     if w_h == 0 (NoPE head) or 0 <= dist < w_h   (i.e. i - w_h < j <= i)
+                 = -inf  otherwise
+
+    so a windowed head is causal by itself (keys j > i are blocked even without the transformer's causal
+    mask) and a window of 1 attends only to the current token.  Windows: `hard_alibi_windows` (H//2
+    windowed heads with w = 1..H//2; with one head the model is plain NoPE).  The bias depends only on
+    i - j, so the encoding is shift-invariant.
+    """
+
+    def __init__(self, cfg: PositionConfig) -> None:
+        super().__init__()
+        self.register_buffer("window", hard_alibi_windows(cfg.n_heads), persistent=False)  # [H]
+
+    def logit_bias(self, q, k, positions, layer):
+        dist = positions[:, None] - positions[None, :]  # [T, T]  i - j
+        w = self.window[:, None, None]  # [H, 1, 1]
+        blocked = (w > 0) & ((dist < 0) | (dist >= w))  # [H, T, T]
+        bias = torch.zeros(blocked.shape, dtype=q.dtype, device=q.device)
+        return bias.masked_fill(blocked, float("-inf"))  # [H, T, T]
+
+
+# ----------------------------------------------------------------------------------------------
 # registration
 
 
@@ -208,5 +245,6 @@ for _name, _variant in {
     "rel_kq": RelativeKeysQueries,
     "rope": Rotary,
     "alibi": Alibi,
+    "hard_alibi": HardAlibi,
 }.items():
     POSITIONS.register(_name, PositionConfig)(_variant)

@@ -27,7 +27,7 @@ class TransformerConfig(ComponentConfig):
     n_heads: int = Field(default=4, ge=1)
     d_ff: int | None = Field(default=None, ge=1)  # None -> 4 * d_model
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    pos_emb: str = "abs"  # a POSITIONS name: abs, rel_k, rel_kq, rope, alibi, none
+    pos_emb: str = "abs"  # a POSITIONS name: abs, rel_k, rel_kq, rope, alibi, hard_alibi, none
     rel_clip: int = Field(default=16, ge=1)  # clip distance of rel_k / rel_kq
     causal: bool = False  # False: encoder-only (bidirectional); True: decoder-only
 

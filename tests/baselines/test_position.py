@@ -100,3 +100,56 @@ def test_alibi_slopes_and_bias():
 def test_unknown_position_name_suggests():
     with pytest.raises(LookupError, match="did you mean 'rope'"):
         build_position(PositionConfig(name="ropee", d_model=8, n_heads=2, n_layers=1, max_len=4))
+
+
+# ----------------------------------------------------------------------------------------------
+# hard_alibi
+
+
+def test_hard_alibi_windows_attend_exactly_the_last_h_tokens():
+    from baselines.models.position import hard_alibi_windows
+
+    assert hard_alibi_windows(4).tolist() == [1, 2, 0, 0]
+    assert hard_alibi_windows(8).tolist() == [1, 2, 3, 4, 0, 0, 0, 0]
+    pos = make("hard_alibi", n_heads=8, d_model=64)
+    T = 10
+    q = torch.randn(1, 8, T, 8)
+    bias = pos.logit_bias(q, q, torch.arange(T) + 5, layer=0)  # [8, T, T]
+    assert bias.shape == (8, T, T)
+    for head, h in enumerate([1, 2, 3, 4]):
+        for i in range(T):
+            allowed = {j for j in range(T) if torch.isfinite(bias[head, i, j])}
+            assert allowed == set(range(max(0, i - h + 1), i + 1))  # i - h < j <= i
+            assert torch.all(bias[head, i, sorted(allowed)] == 0)
+    assert torch.all(bias[4:] == 0)  # NoPE heads: no position signal at all
+    # attention of a window-h head, under the transformer's causal mask: exactly the last h keys
+    att = (scores(pos, q, torch.randn(1, 8, T, 8), torch.arange(T)) + torch.full((T, T), float("-inf")).triu(1)).softmax(-1)
+    assert torch.all((att[0, 1, 5] > 0) == torch.tensor([j in (4, 5) for j in range(T)]))
+    assert (att[0, 0].diagonal() == 1).all()
+
+
+def test_hard_alibi_is_shift_invariant_and_nope_heads_ignore_position():
+    torch.manual_seed(0)
+    pos = make("hard_alibi")
+    q, k = torch.randn(2, 4, 9, 8), torch.randn(2, 4, 9, 8)
+    base = scores(pos, q, k, torch.arange(9))
+    torch.testing.assert_close(base, scores(pos, q, k, torch.arange(9) + 17))
+    nope = scores(make("none"), q, k, torch.arange(9))
+    torch.testing.assert_close(base[:, 2:], nope[:, 2:])
+    assert pos.embed(torch.arange(5)) is None
+
+
+def test_causal_transformer_with_hard_alibi_ignores_the_future():
+    from baselines.models.transformer import Transformer, TransformerConfig
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(name="transformer", d_model=32, n_layers=2, n_heads=4, pos_emb="hard_alibi", causal=True)
+    m = Transformer(cfg, vocab_size=11, max_len=40).eval()
+    x = torch.randint(0, 11, (2, 12))
+    y = x.clone()
+    y[:, 8:] = (y[:, 8:] + 1) % 11
+    with torch.no_grad():
+        a, b = m(x), m(y)
+    assert torch.isfinite(a).all()
+    torch.testing.assert_close(a[:, :8], b[:, :8])
+    assert not torch.allclose(a[:, 8:], b[:, 8:])

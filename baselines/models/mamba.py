@@ -1,0 +1,209 @@
+"""Mamba (Gu & Dao 2023), a selective state-space model, in pure PyTorch.
+
+forward(inputs [B, T] long) -> logits [B, T, V];  step(token [B], state) -> (logits [B, V], state).
+
+Model: embedding -> n_layers pre-norm (RMSNorm) residual Mamba blocks -> RMSNorm -> head.
+Block: in_proj to (x, z) [E = expand * d_model each]; x -> causal depthwise conv1d (d_conv) -> SiLU;
+x_proj(x) -> (dt [dt_rank], B [N], C [N]); dt = softplus(dt_proj(dt)); A = -exp(A_log) (S4D-real init);
+selective scan  h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t,  y_t = C_t . h_t + D x_t;  out_proj(y * SiLU(z)).
+
+Two scans compute the same recurrence:
+- `selective_scan` (training): a chunked two-level scan over time. Time is cut into chunks of ~sqrt(T);
+  all chunks are scanned at once (one vectorised step per position inside a chunk), then the chunk
+  carries are propagated and folded back in with the within-chunk cumulative decay.  Only products of
+  decays in (0, 1] are formed (no division, no log-space differences), so it is stable for any dt.
+  `ChunkedScan` gives it a hand-written backward: the adjoint is the same scan run backwards in time.
+- `selective_scan_ref` (test oracle): the plain sequential loop, differentiated by autograd.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from baselines.models.recurrent_stack import RecurrentStack
+from harness.components import MODELS, Task
+from harness.registry import ComponentConfig
+
+
+class MambaConfig(ComponentConfig):
+    d_model: int = Field(default=64, ge=1)
+    n_layers: int = Field(default=3, ge=1)
+    d_state: int = Field(default=16, ge=1)  # N
+    expand: int = Field(default=2, ge=1)  # E = expand * d_model
+    d_conv: int = Field(default=4, ge=1)
+    dt_rank: int | None = Field(default=None, ge=1)  # None -> ceil(d_model / 16)
+    dt_min: float = Field(default=1e-3, gt=0.0)
+    dt_max: float = Field(default=1e-1, gt=0.0)
+
+
+# ---------------------------------------------------------------- scans of h_t = a_t * h_{t-1} + u_t
+
+
+def _chunk_len(T: int) -> int:
+    return max(1, round(math.sqrt(T)))
+
+
+def _scan(a: torch.Tensor, u: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """h_t = a_t h_{t-1} + u_t (reverse: h_t = a_t h_{t+1} + u_t), zero initial state, over dim 1.
+    a, u: [B, T, ...] -> h [B, T, ...]."""
+    B, T = u.shape[:2]
+    L = _chunk_len(T)
+    nc = -(-T // L)
+    pad = nc * L - T
+    if pad:  # padded steps carry no input; in forward order they come last, so they change nothing
+        widths = (0, 0) * (u.dim() - 2) + ((pad, 0) if reverse else (0, pad))
+        a, u = F.pad(a, widths, value=1.0), F.pad(u, widths)
+    rest = u.shape[2:]
+    a, u = a.reshape(B, nc, L, *rest), u.reshape(B, nc, L, *rest)  # [B, nc, L, ...]
+    h = torch.empty_like(u)
+    P = torch.empty_like(a)  # cumulative decay inside each chunk
+    order = range(L - 1, -1, -1) if reverse else range(L)
+    prev = None
+    for i in order:  # all chunks at once
+        if prev is None:
+            h[:, :, i] = u[:, :, i]
+            P[:, :, i] = a[:, :, i]
+        else:
+            torch.addcmul(u[:, :, i], a[:, :, i], h[:, :, prev], out=h[:, :, i])
+            torch.mul(a[:, :, i], P[:, :, prev], out=P[:, :, i])
+        prev = i
+    last = 0 if reverse else L - 1
+    chunks = range(nc - 2, -1, -1) if reverse else range(1, nc)
+    carry = h[:, nc - 1 if reverse else 0, last]  # [B, ...]: final state of the first chunk scanned
+    for c in chunks:  # propagate carries chunk by chunk, correcting each chunk on the way
+        h[:, c].addcmul_(P[:, c], carry.unsqueeze(1))
+        carry = h[:, c, last]
+    h = h.reshape(B, nc * L, *rest)
+    return h[:, pad:] if reverse else h[:, :T]
+
+
+class ChunkedScan(torch.autograd.Function):
+    """h = scan(a, u) with the adjoint scan as backward: lam_t = g_t + a_{t+1} lam_{t+1};
+    dL/du_t = lam_t, dL/da_t = lam_t * h_{t-1}."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        h = _scan(a, u)
+        ctx.save_for_backward(a, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        a, h = ctx.saved_tensors
+        a_next = F.pad(a[:, 1:], (0, 0) * (a.dim() - 2) + (0, 1))  # a_{t+1}, 0 past the end
+        lam = _scan(a_next, g.contiguous(), reverse=True)
+        grad_a = torch.empty_like(a)
+        grad_a[:, 0] = 0.0
+        torch.mul(lam[:, 1:], h[:, :-1], out=grad_a[:, 1:])
+        return grad_a, lam
+
+
+def selective_scan(x, dt, A, B, C, D):
+    """x, dt: [B, T, E]; A: [E, N]; B, C: [B, T, N]; D: [E] -> y [B, T, E]."""
+    a = torch.exp(dt.unsqueeze(-1) * A)  # [B, T, E, N]
+    u = (dt * x).unsqueeze(-1) * B.unsqueeze(2)  # [B, T, E, N]
+    h = ChunkedScan.apply(a, u)  # [B, T, E, N]
+    return (h @ C.unsqueeze(-1)).squeeze(-1) + D * x  # [B, T, E]
+
+
+def selective_scan_ref(x, dt, A, B, C, D):
+    """Sequential reference of `selective_scan` (same signature)."""
+    h = x.new_zeros(x.shape[0], A.shape[0], A.shape[1])  # [B, E, N]
+    ys = []
+    for t in range(x.shape[1]):
+        h = torch.exp(dt[:, t, :, None] * A) * h + (dt[:, t] * x[:, t])[:, :, None] * B[:, t, None, :]
+        ys.append((h * C[:, t, None, :]).sum(-1))  # [B, E]
+    return torch.stack(ys, dim=1) + D * x  # [B, T, E]
+
+
+# ---------------------------------------------------------------- model
+
+
+class MambaBlock(nn.Module):
+    """The Mamba mixer.  Parameter names match mambapy's MambaBlock (state dicts are interchangeable)."""
+
+    def __init__(self, cfg: MambaConfig) -> None:
+        super().__init__()
+        E, N = cfg.expand * cfg.d_model, cfg.d_state
+        self.d_inner, self.d_state, self.d_conv = E, N, cfg.d_conv
+        self.dt_rank = cfg.dt_rank if cfg.dt_rank is not None else math.ceil(cfg.d_model / 16)
+        self.in_proj = nn.Linear(cfg.d_model, 2 * E, bias=False)
+        self.conv1d = nn.Conv1d(E, E, cfg.d_conv, groups=E, padding=cfg.d_conv - 1)
+        self.x_proj = nn.Linear(E, self.dt_rank + 2 * N, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, E)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E, 1))  # [E, N]
+        self.D = nn.Parameter(torch.ones(E))
+        self.out_proj = nn.Linear(E, cfg.d_model, bias=False)
+        # dt = softplus(dt_proj(.)) starts log-uniform in [dt_min, dt_max]: bias = softplus^-1(dt)
+        std = self.dt_rank**-0.5
+        nn.init.uniform_(self.dt_proj.weight, -std, std)
+        dt = torch.exp(torch.rand(E) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.scan = selective_scan  # swap for selective_scan_ref to run the sequential oracle
+
+    def _ssm_params(self, x: torch.Tensor):
+        """x [..., E] -> dt [..., E], B [..., N], C [..., N]."""
+        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.softplus(self.dt_proj(dt)), B, C
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T = x.shape[1]
+        xs, z = self.in_proj(x).chunk(2, dim=-1)  # [B, T, E] each
+        xs = F.silu(self.conv1d(xs.transpose(1, 2))[..., :T].transpose(1, 2))  # causal conv: [B, T, E]
+        dt, B, C = self._ssm_params(xs)
+        y = self.scan(xs, dt, -torch.exp(self.A_log), B, C, self.D)  # [B, T, E]
+        return self.out_proj(y * F.silu(z))  # [B, T, C]
+
+    def init_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.D
+        conv = p.new_zeros(batch_size, self.d_inner, self.d_conv - 1)  # last d_conv-1 conv inputs
+        return conv, p.new_zeros(batch_size, self.d_inner, self.d_state)  # ssm state h [B, E, N]
+
+    def step(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """x [B, C] -> y [B, C], next state."""
+        conv, h = state
+        xs, z = self.in_proj(x).chunk(2, dim=-1)  # [B, E] each
+        window = torch.cat([conv, xs.unsqueeze(-1)], dim=-1)  # [B, E, d_conv]
+        xs = F.silu((window * self.conv1d.weight.squeeze(1)).sum(-1) + self.conv1d.bias)  # [B, E]
+        dt, B, C = self._ssm_params(xs)  # [B, E], [B, N], [B, N]
+        h = torch.exp(dt.unsqueeze(-1) * -torch.exp(self.A_log)) * h + (dt * xs).unsqueeze(-1) * B.unsqueeze(1)
+        y = (h * C.unsqueeze(1)).sum(-1) + self.D * xs  # [B, E]
+        return self.out_proj(y * F.silu(z)), (window[..., 1:], h)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, cfg: MambaConfig) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(cfg.d_model, eps=1e-5)
+        self.mixer = MambaBlock(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mixer(self.norm(x))
+
+    def init_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mixer.init_state(batch_size)
+
+    def step(self, x: torch.Tensor, state):
+        y, state = self.mixer.step(self.norm(x), state)
+        return x + y, state
+
+
+class Mamba(RecurrentStack):
+    def __init__(self, cfg: MambaConfig, vocab_size: int) -> None:
+        layers = [ResidualBlock(cfg) for _ in range(cfg.n_layers)]
+        super().__init__(vocab_size, cfg.d_model, layers, nn.RMSNorm(cfg.d_model, eps=1e-5))
+        self.cfg = cfg
+        with torch.no_grad():  # pre-norm residual rescaling of the output projections (as in mamba_ssm)
+            for layer in self.layers:
+                layer.mixer.out_proj.weight /= math.sqrt(cfg.n_layers)
+
+
+@MODELS.register("mamba", MambaConfig)
+def build(cfg: MambaConfig, task: Task) -> Mamba:
+    return Mamba(cfg, vocab_size=task.vocab_size)
