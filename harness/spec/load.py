@@ -3,6 +3,7 @@ of every key kept so that any later error can name file:line and key path."""
 
 from __future__ import annotations
 
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from harness.spec.models import CONFIG_KEYS, SuiteSpec
 from harness.spec.tree import merge
 from harness.spec.yamlio import KeyPath, format_path, load_yaml
 
+UNIONS = (typing.Union, types.UnionType, typing.Annotated)
 AXIS_SECTIONS = ("grid", "zip")  # their keys are dotted config paths, kept whole
 DIFF_SECTIONS = ("defaults",)  # nested config dicts in which dotted keys are expanded
 
@@ -136,7 +138,7 @@ def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names of the pydantic model found at `loc` inside `model` (for did-you-mean)."""
     tp: Any = model
     for part in loc:
-        while typing.get_origin(tp) in (typing.Union, getattr(typing, "UnionType", None), typing.Annotated):
+        while typing.get_origin(tp) in UNIONS:
             args = [a for a in typing.get_args(tp) if a is not type(None)]
             tp = args[0]
         if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -148,7 +150,7 @@ def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             tp = typing.get_args(tp)[-1]
         else:
             return []
-    while typing.get_origin(tp) in (typing.Union, typing.Annotated):
+    while typing.get_origin(tp) in UNIONS:
         tp = [a for a in typing.get_args(tp) if a is not type(None)][0]
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [f.alias or n for n, f in tp.model_fields.items()]

@@ -179,3 +179,8 @@ def test_length_generalization_suite_expansion(root):
     assert {r.config.task.priming_k for r in mul} == {0, 1, 5, 10, 25, 50}
     assert all(r.config.task.b_digits == 1 and r.config.training.steps == 8000 for r in mul)
     assert all(r.config.model.rel_clip >= 2 * r.config.task.max_digits + 3 for r in runs)
+
+
+def test_did_you_mean_inside_optional_nested_model(tmp_path):
+    text = BASE.replace("training: {steps: 5, batch_size: 8}", "training: {steps: 5, batch_size: 8, fault: {kind: nan, at_stp: 2}}")
+    assert "defaults.training.fault.at_stp: unknown key 'at_stp'; did you mean 'at_step'?" in err(write(tmp_path, text))
