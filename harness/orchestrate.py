@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness.sched import Job, LocalPool, make_slots, visible_gpus
 from harness.spec.models import RunSpec, SuiteSpec
-from harness.track import Tracker, environment_tags, git_sha
+from harness.track import TERMINAL, Tracker, environment_tags, git_sha
 
 
 @dataclass
@@ -92,8 +92,8 @@ def run_suite(
 
         def on_end(job: Job, rc: int) -> None:
             r, mid = by_key[job.key], mlflow_ids[job.key]
-            status = tracker.status(mid)
-            if rc != 0 and status not in ("FINISHED", "FAILED", "KILLED"):  # died without saying so
+            status, outcome = tracker.state(mid)
+            if rc != 0 and status not in TERMINAL:  # died without saying so
                 tracker.log_text(mid, _tail(job.log_path), "worker_log_tail.txt")
                 tracker.set_tags(mid, {"outcome": "failed", "exit_code": str(rc)})
                 tracker.terminate(mid, "FAILED")
@@ -103,8 +103,7 @@ def run_suite(
                 retry.append(job)
                 return
             if status == "FINISHED":
-                diverged = tracker.client.get_run(mid).data.tags.get("outcome") == "diverged"
-                (out.diverged if diverged else out.finished).append(r.name)
+                (out.diverged if outcome == "diverged" else out.finished).append(r.name)
             else:
                 out.failed.append(r.name)
                 progress.console.print(f"[red]FAILED[/] {r.name} (run_id {r.run_id}, exit {rc}); log: {job.log_path}")

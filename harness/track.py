@@ -91,8 +91,10 @@ class Tracker:
     def create_child(self, exp_id: str, parent: str, name: str, tags: dict[str, str]) -> str:
         return self.client.create_run(exp_id, tags={PARENT_TAG: parent, **tags}, run_name=name).info.run_id
 
-    def status(self, mlflow_id: str) -> str:
-        return self.client.get_run(mlflow_id).info.status
+    def state(self, mlflow_id: str) -> tuple[str, str]:
+        """(status, outcome tag) of a run, in one read."""
+        run = self.client.get_run(mlflow_id)
+        return run.info.status, run.data.tags.get("outcome", "")
 
     def terminate(self, mlflow_id: str, status: str) -> None:
         self.client.set_terminated(mlflow_id, status=status)
