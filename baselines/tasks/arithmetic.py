@@ -38,6 +38,7 @@ from typing import Iterator, Literal
 import torch
 from pydantic import Field, model_validator
 
+from baselines.tasks.lengths import check_lengths, check_range
 from harness.components import IGNORE_INDEX, TASKS, Batch
 from harness.registry import ComponentConfig
 
@@ -59,11 +60,9 @@ class ArithmeticConfig(ComponentConfig):
 
     @model_validator(mode="after")
     def _check_widths(self) -> "ArithmeticConfig":
+        check_range("train_digits", self.train_digits)
+        check_lengths("test_digits", self.test_digits)
         lo, hi = self.train_digits
-        if not 1 <= lo <= hi:
-            raise ValueError(f"train_digits must satisfy 1 <= lo <= hi, got {self.train_digits}")
-        if not self.test_digits or min(self.test_digits) < 1:
-            raise ValueError(f"test_digits must be a non-empty list of n >= 1, got {self.test_digits}")
         needed = {"train_digits hi": hi, "max(test_digits)": max(self.test_digits)}
         if self.priming_k > 0 or self.priming_digits is not None:
             needed["priming_digits"] = self.primed_digits

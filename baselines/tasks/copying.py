@@ -51,6 +51,7 @@ from typing import Iterator, Literal
 import torch
 from pydantic import Field, model_validator
 
+from baselines.tasks.lengths import check_lengths, check_range
 from harness.components import IGNORE_INDEX, TASKS, Batch
 from harness.registry import ComponentConfig
 
@@ -77,11 +78,9 @@ class CopyingConfig(ComponentConfig):
 
     @model_validator(mode="after")
     def _check(self) -> "CopyingConfig":
+        check_range("train_len", self.train_len)
+        check_lengths("test_lengths", self.test_lengths)
         lo, hi = self.train_len
-        if not 1 <= lo <= hi:
-            raise ValueError(f"train_len must satisfy 1 <= lo <= hi, got {self.train_len}")
-        if not self.test_lengths or min(self.test_lengths) < 1:
-            raise ValueError(f"test_lengths must be a non-empty list of n >= 1, got {self.test_lengths}")
         shortest = min(lo, min(self.test_lengths))
         if self.mode == "dup_ngram" and shortest < 2 * self.ngram_n:
             raise ValueError(f"dup_ngram needs every string length >= 2 * ngram_n = {2 * self.ngram_n}, got {shortest}")
