@@ -4,13 +4,16 @@
     model  = MODELS.get(cfg.model.name).build(cfg.model, task)         -> nn.Module
     method = METHODS.get(cfg.method.name).build(cfg.method, model, task) -> Method
 
-`harness.train.fit` only ever talks to a `Method`: a loss on a batch and an evaluation.
+`harness.train.fit` only ever talks to a `Method`: a loss on a batch and an evaluation.  A batch is
+any object with `to(device)` and `len()` (`Batch` for tokens; image and covariance batches live with
+their tasks); `Method.collate` runs in the data stream, on CPU, before the batch reaches the device
+(mask samplers run there, not in the model).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Mapping, Protocol, Self, runtime_checkable
 
 import torch
 from torch import nn
@@ -33,17 +36,40 @@ class Batch:
     def slice(self, start: int, stop: int) -> "Batch":
         return Batch(self.inputs[start:stop], self.targets[start:stop])
 
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True))
+
+
+class Movable(Protocol):
+    """What the loop needs of a batch: its size and a copy on a device."""
+
+    def __len__(self) -> int: ...
+
+    def to(self, device: torch.device) -> Self: ...
+
 
 class Task(Protocol):
     """A data generator.  Train batches are drawn with the given generator (deterministic per seed);
     eval splits are fixed sets, identical for every seed of a suite."""
 
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Movable]: ...
+
+    def eval_splits(self) -> Mapping[str, Movable]: ...
+
+
+@runtime_checkable
+class TokenTask(Task, Protocol):
+    """A task over token sequences (`Batch`): what sequence models are built from."""
+
     vocab_size: int
     max_len: int  # longest sequence (train or eval) the model must accept
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]: ...
 
-    def eval_splits(self) -> dict[str, Batch]: ...
+def token_task(task: Task, user: str) -> TokenTask:
+    """The task as a TokenTask, or a clear error naming the component that needs one."""
+    if not isinstance(task, TokenTask):
+        raise TypeError(f"{user} needs a token-sequence task; {type(task).__name__} is not one")
+    return task
 
 
 @dataclass
@@ -57,7 +83,11 @@ class Method(Protocol):
 
     module: nn.Module
 
-    def loss(self, batch: Batch) -> LossOutput: ...
+    def collate(self, batch: Movable, generator: torch.Generator) -> Movable:
+        """Runs in the data stream (CPU) before the batch goes to the device; identity for most methods."""
+        ...
+
+    def loss(self, batch: Movable) -> LossOutput: ...
 
     def evaluate(self) -> dict[str, float]: ...
 

@@ -36,10 +36,12 @@ def run_one(spec: RunSpec, log: RunLog, workdir: Path) -> FitResult:
     log.log_params(cfg.flat())
     log.set_tags({"device": str(device), "n_params": str(n_params)})
     log.log_text(spec.model_dump_json(indent=2), "config.json")
-    gen = torch.Generator().manual_seed(cfg.seed)
+    data_gen = torch.Generator().manual_seed(cfg.seed)
+    collate_gen = torch.Generator().manual_seed(cfg.seed + 1)  # mask streams independent of the data stream
+    batches = (method.collate(b, collate_gen) for b in task.train_batches(cfg.training.batch_size, data_gen))
     result = fit(
         method,
-        task.train_batches(cfg.training.batch_size, gen),
+        batches,
         cfg,
         callbacks=[LogTo(log, cfg.training.log_every)],
         device=device,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from harness.components import IGNORE_INDEX, METHODS, Batch, LossOutput, Task
+from harness.components import IGNORE_INDEX, METHODS, Batch, LossOutput, Task, TokenTask, token_task
 from harness.registry import ComponentConfig
 
 
@@ -22,13 +22,16 @@ class SupervisedConfig(ComponentConfig):
 
 
 class Supervised:
-    def __init__(self, cfg: SupervisedConfig, model: nn.Module, task: Task) -> None:
+    def __init__(self, cfg: SupervisedConfig, model: nn.Module, task: TokenTask) -> None:
         self.cfg = cfg
         self.module = model
         self.task = task
 
     def _device(self) -> torch.device:
         return next(self.module.parameters()).device
+
+    def collate(self, batch: Batch, generator: torch.Generator) -> Batch:
+        return batch
 
     def loss(self, batch: Batch) -> LossOutput:
         device = self._device()
@@ -73,4 +76,4 @@ class Supervised:
 
 @METHODS.register("supervised", SupervisedConfig)
 def build(cfg: SupervisedConfig, model: nn.Module, task: Task) -> Supervised:
-    return Supervised(cfg, model, task)
+    return Supervised(cfg, model, token_task(task, "method supervised"))

@@ -10,7 +10,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from harness.components import MODELS, Task
+from harness.components import MODELS, Task, token_task
 from harness.registry import ComponentConfig
 
 
@@ -46,4 +46,4 @@ class LSTM(nn.Module):
 
 @MODELS.register("lstm", LSTMConfig)
 def build(cfg: LSTMConfig, task: Task) -> LSTM:
-    return LSTM(cfg, vocab_size=task.vocab_size)
+    return LSTM(cfg, vocab_size=token_task(task, "model lstm").vocab_size)

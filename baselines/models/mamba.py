@@ -26,7 +26,7 @@ from pydantic import Field
 from torch import nn
 
 from baselines.models.recurrent_stack import RecurrentStack
-from harness.components import MODELS, Task
+from harness.components import MODELS, Task, token_task
 from harness.registry import ComponentConfig
 
 
@@ -206,4 +206,4 @@ class Mamba(RecurrentStack):
 
 @MODELS.register("mamba", MambaConfig)
 def build(cfg: MambaConfig, task: Task) -> Mamba:
-    return Mamba(cfg, vocab_size=task.vocab_size)
+    return Mamba(cfg, vocab_size=token_task(task, "model mamba").vocab_size)

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from baselines.models.recurrent_stack import RecurrentStack
-from harness.components import MODELS, Task
+from harness.components import MODELS, Task, token_task
 from harness.registry import ComponentConfig
 
 
@@ -118,4 +118,4 @@ class S4D(RecurrentStack):
 
 @MODELS.register("s4d", S4DConfig)
 def build(cfg: S4DConfig, task: Task) -> S4D:
-    return S4D(cfg, vocab_size=task.vocab_size)
+    return S4D(cfg, vocab_size=token_task(task, "model s4d").vocab_size)

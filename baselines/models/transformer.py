@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
-from harness.components import MODELS, Task
+from harness.components import MODELS, Task, token_task
 from harness.registry import ComponentConfig, did_you_mean
 from baselines.models.position import POSITIONS, PositionConfig, PositionEncoding, build_position
 
@@ -155,4 +155,5 @@ class Transformer(nn.Module):
 
 @MODELS.register("transformer", TransformerConfig)
 def build(cfg: TransformerConfig, task: Task) -> Transformer:
-    return Transformer(cfg, vocab_size=task.vocab_size, max_len=task.max_len)
+    tokens = token_task(task, "model transformer")
+    return Transformer(cfg, vocab_size=tokens.vocab_size, max_len=tokens.max_len)

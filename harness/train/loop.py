@@ -14,7 +14,7 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import torch
 
-from harness.components import Batch, Method
+from harness.components import Method, Movable
 from harness.spec.models import RunConfig
 from harness.train.callbacks import Callback, EvalEvery
 from harness.train.optim import build_optimizer, build_schedule
@@ -39,13 +39,9 @@ class FitResult:
     checkpoint: Path | None = None
 
 
-def _to(batch: Batch, device: torch.device) -> Batch:
-    return Batch(batch.inputs.to(device, non_blocking=True), batch.targets.to(device, non_blocking=True))
-
-
 def fit(
     method: Method,
-    batches: Iterator[Batch],
+    batches: Iterator[Movable],
     cfg: RunConfig,
     callbacks: Sequence[Callback] = (),
     device: torch.device = torch.device("cpu"),
@@ -63,7 +59,7 @@ def fit(
     metrics: dict[str, float] = {}
     step = 0
     for step in range(1, tcfg.steps + 1):
-        out = method.loss(_to(next(batches), device))
+        out = method.loss(next(batches).to(device))
         loss = out.loss
         if tcfg.fault is not None and step == tcfg.fault.at_step:
             if tcfg.fault.kind == "raise":

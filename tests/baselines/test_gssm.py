@@ -3,6 +3,8 @@ their sequential references, step-by-step generation against the full forward, r
 
 import pytest
 import torch
+
+from conftest import FakeTokenTask
 from pydantic import ValidationError
 
 import baselines  # noqa: F401
@@ -21,9 +23,8 @@ SMALL = {
 }
 
 
-class FakeTask:
-    vocab_size = 11
-    max_len = 40
+def FakeTask():
+    return FakeTokenTask(vocab_size=11, max_len=40)
 
 
 def model(name: str, **kw) -> torch.nn.Module:
@@ -126,8 +127,8 @@ def test_configs_reject_unknown_keys(cls):
 
 
 def test_defaults_and_param_counts_comparable_to_transformer():
-    class Task:
-        vocab_size, max_len = 32, 64
+    def Task():
+        return FakeTokenTask(vocab_size=32, max_len=64)
 
     counts = {n: sum(p.numel() for p in MODELS.get(n).build(MODELS.get(n).config(name=n), Task()).parameters())
               for n in ["transformer", *NAMES]}

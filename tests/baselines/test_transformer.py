@@ -1,5 +1,7 @@
 import pytest
 import torch
+
+from conftest import FakeTokenTask
 from pydantic import ValidationError
 
 import baselines  # noqa: F401
@@ -12,9 +14,8 @@ ALL = ["abs", "rel_k", "rel_kq", "rope", "alibi", "none"]
 SHIFT_INVARIANT = ["rel_k", "rel_kq", "rope", "alibi", "none"]
 
 
-class FakeTask:
-    vocab_size = 11
-    max_len = 40
+def FakeTask():
+    return FakeTokenTask(vocab_size=11, max_len=40)
 
 
 def model(pos_emb: str, **kw) -> Transformer:

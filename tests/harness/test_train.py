@@ -112,3 +112,18 @@ def test_lr_schedule_warmup_then_decay(schedule):
         assert f[-1] == 1.0
     else:
         assert all(a >= b - 1e-12 for a, b in zip(f[10:], f[11:])) and f[-1] == pytest.approx(0.1, abs=0.02)
+
+
+def test_sequence_model_on_a_non_token_task_is_a_clear_error():
+    from harness.components import MODELS
+
+    class NotTokens:
+        def train_batches(self, batch_size, generator):
+            return iter(())
+
+        def eval_splits(self):
+            return {}
+
+    entry = MODELS.get("transformer")
+    with pytest.raises(TypeError, match="model transformer needs a token-sequence task; NotTokens"):
+        entry.build(entry.config(name="transformer"), NotTokens())
