@@ -89,6 +89,10 @@ class Method(Protocol):
 
     def loss(self, batch: Movable) -> LossOutput: ...
 
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Runs after each optimizer step (EMA target updates and other non-gradient state)."""
+        ...
+
     def evaluate(self) -> dict[str, float]: ...
 
 

@@ -33,6 +33,9 @@ class Supervised:
     def collate(self, batch: Batch, generator: torch.Generator) -> Batch:
         return batch
 
+    def after_step(self, step: int, total_steps: int) -> None:
+        pass
+
     def loss(self, batch: Batch) -> LossOutput:
         device = self._device()
         inputs, targets = batch.inputs.to(device), batch.targets.to(device)  # [B, T] each

@@ -80,6 +80,7 @@ def fit(
             scalars["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip))
         opt.step()
         sched.step()
+        method.after_step(step, tcfg.steps)
         for cb in callbacks:
             cb.on_step(step, scalars)
         if evals.due(step) and step != tcfg.steps:

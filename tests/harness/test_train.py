@@ -19,6 +19,13 @@ class Regression:
 
     module: nn.Module = field(default_factory=lambda: nn.Linear(1, 1, bias=False))
     evals: int = 0
+    after: list[tuple[int, int]] = field(default_factory=list)
+
+    def collate(self, batch: Batch, generator: torch.Generator) -> Batch:
+        return batch
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        self.after.append((step, total_steps))
 
     def loss(self, batch: Batch) -> LossOutput:
         x = batch.inputs.float()
@@ -67,6 +74,7 @@ def test_fit_converges_evaluates_and_checkpoints(tmp_path):
     assert res.status == "finished" and res.steps == 50
     assert abs(res.metrics["w"] - 3.0) < 1e-2
     assert rec.evals == [10, 20, 30, 40, 50] and m.evals == 5
+    assert m.after == [(s, 50) for s in range(1, 51)]  # after every optimizer step, with the run's length
     assert [s for s, _ in rec.steps] == list(range(1, 51))
     assert {"loss", "lr", "grad_norm", "w"} <= set(rec.steps[0][1])
     fresh = nn.Linear(1, 1, bias=False)
