@@ -1,3 +1,3 @@
 """Baseline components; importing this package registers every task, model and method."""
 
-from baselines import methods, models, tasks  # noqa: F401
+from baselines import methods, models, ssl, tasks  # noqa: F401
