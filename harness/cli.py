@@ -65,11 +65,13 @@ def cmd_expand(args: argparse.Namespace) -> int:
 
 
 def _report(loaded, runs, tracker, out_root: Path) -> Path:
-    from harness.report import results_frame, write_report
+    from harness.report import history_frame, history_metrics, results_frame, write_report
 
     exp = tracker.client.get_experiment_by_name(loaded.spec.name)
     records = tracker.results(exp.experiment_id, [r.run_id for r in runs]) if exp else []
-    return write_report(loaded.spec, results_frame(records), out_root / loaded.spec.name, len(runs))
+    keys = history_metrics(loaded.spec)
+    history = history_frame(records, {r.mlflow_id: tracker.history(r.mlflow_id, keys) for r in records}) if keys else None
+    return write_report(loaded.spec, results_frame(records), out_root / loaded.spec.name, len(runs), history)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -64,6 +64,10 @@ class TokenTask(Task, Protocol):
     vocab_size: int
     max_len: int  # longest sequence (train or eval) the model must accept
 
+    def examples_in(self, batch: Batch) -> int:
+        """How many task examples a batch holds (rows, or more when examples are packed into rows)."""
+        ...
+
 
 def token_task(task: Task, user: str) -> TokenTask:
     """The task as a TokenTask, or a clear error naming the component that needs one."""

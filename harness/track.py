@@ -124,6 +124,10 @@ class Tracker:
                 out[rid] = (r.info.start_time, r.info.run_id)
         return {k: v for k, (_, v) in out.items()}
 
+    def history(self, mlflow_id: str, keys: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
+        """(step, value) pairs of each metric along a run (for curves over training)."""
+        return {k: [(m.step, m.value) for m in self.client.get_metric_history(mlflow_id, k)] for k in keys}
+
     def results(self, exp_id: str, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
         """Newest FINISHED child run per run_id, optionally restricted to `run_ids`."""
         wanted = set(run_ids) if run_ids is not None else None

@@ -27,3 +27,7 @@ class FakeTokenTask:
 
     def eval_splits(self):
         return {}
+
+    @staticmethod
+    def examples_in(batch) -> int:
+        return len(batch)

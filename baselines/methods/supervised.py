@@ -1,6 +1,7 @@
 """Plain supervised training: token-level cross-entropy on the target positions (targets != IGNORE_INDEX).
 
-evaluate() reports, for every eval split s of the task:
+evaluate() reports `examples_seen` (training examples consumed so far, packed ones counted singly: the x
+axis of sample-efficiency curves) and, for every eval split s of the task:
     exact/{s}      fraction of rows whose every target position is predicted right (argmax)
     token_acc/{s}  fraction of target positions predicted right
     loss/{s}       mean cross-entropy per target position
@@ -26,6 +27,7 @@ class Supervised:
         self.cfg = cfg
         self.module = model
         self.task = task
+        self.examples_seen = 0
 
     def _device(self) -> torch.device:
         return next(self.module.parameters()).device
@@ -39,6 +41,7 @@ class Supervised:
     def loss(self, batch: Batch) -> LossOutput:
         device = self._device()
         inputs, targets = batch.inputs.to(device), batch.targets.to(device)  # [B, T] each
+        self.examples_seen += self.task.examples_in(batch)
         logits = self.module(inputs)  # [B, T, V]
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
         with torch.no_grad():
@@ -52,7 +55,7 @@ class Supervised:
         was_training = self.module.training
         self.module.eval()
         device = self._device()
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = {"examples_seen": float(self.examples_seen)}
         try:
             for split, data in self.task.eval_splits().items():
                 rows_right = tokens_right = tokens = 0

@@ -182,6 +182,11 @@ class ArithmeticTask:
                 idx = order[start : start + batch_size]
                 yield Batch(self.train.inputs[idx], self.train.targets[idx])
 
+    @staticmethod
+    def examples_in(batch: Batch) -> int:
+        """One example per row."""
+        return len(batch)
+
     def eval_splits(self) -> dict[str, Batch]:
         return dict(self._eval)
 

@@ -15,14 +15,35 @@ from harness.report.frame import long_metric, select  # noqa: E402
 from harness.spec.models import FigureSpec  # noqa: E402
 
 
-def metric_curve(df: pd.DataFrame, spec: FigureSpec, path: Path) -> Path | None:
-    long = long_metric(select(df, spec.where), spec.metric, spec.hue)
+def curve_data(df: pd.DataFrame, spec: FigureSpec, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long format for a figure: hue columns, seed, x, value (see FigureSpec for the three x axes)."""
+    if spec.over is not None:
+        sub = select(history if history is not None else pd.DataFrame(), spec.where)
+        if sub.empty or not {spec.metric, spec.over} <= set(sub.columns):
+            return pd.DataFrame(columns=[*spec.hue, "seed", "x", "value"])
+        sub = sub.dropna(subset=[spec.metric, spec.over])
+        # seeds log at the same steps but see slightly different x (e.g. packed examples): average x per step
+        x = sub.groupby([*spec.hue, "step"])[spec.over].transform("mean")
+        return sub[[*spec.hue, "seed"]].assign(x=x, value=sub[spec.metric])
+    sub = select(df, spec.where)
+    if spec.x is not None:
+        if sub.empty or not {spec.x, spec.metric} <= set(sub.columns):
+            return pd.DataFrame(columns=[*spec.hue, "seed", "x", "value"])
+        return sub[[*spec.hue, "seed", spec.x, spec.metric]].rename(columns={spec.x: "x", spec.metric: "value"}).dropna(subset=["value"])
+    return long_metric(sub, spec.metric, spec.hue)
+
+
+def metric_curve(df: pd.DataFrame, spec: FigureSpec, path: Path, history: pd.DataFrame | None = None) -> Path | None:
+    long = curve_data(df, spec, history)
     if long.empty:
         return None
     long = long.sort_values(spec.hue, kind="stable")  # legend in natural (numeric) order of the hue values
     long["group"] = long[spec.hue].astype(str).agg(" ".join, axis=1)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    sns.lineplot(data=long, x="x", y="value", hue="group", hue_order=list(dict.fromkeys(long["group"])), marker="o", errorbar="sd", ax=ax)
+    sns.lineplot(data=long, x="x", y="value", hue="group", hue_order=list(dict.fromkeys(long["group"])),
+                 marker="o" if spec.over is None else None, errorbar="sd", ax=ax)
+    if spec.log_x:
+        ax.set_xscale("log")
     ax.set(title=spec.title, xlabel=spec.x_label, ylabel=spec.y_label)
     ax.legend(title=" / ".join(h.split(".")[-1] for h in spec.hue), fontsize=8)
     ax.grid(alpha=0.3)

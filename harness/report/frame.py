@@ -33,6 +33,20 @@ def results_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def history_frame(records: Iterable[RunRecord], histories: dict[str, dict[str, list[tuple[int, float]]]]) -> pd.DataFrame:
+    """Long format of metric histories: one row per (run, step), config columns + one column per metric.
+    `histories` maps a record's mlflow_id to its metric -> [(step, value)]."""
+    rows = []
+    for r in records:
+        params = {k: parse_param(v) for k, v in r.params.items()}
+        by_step: dict[int, dict[str, float]] = {}
+        for key, points in histories.get(r.mlflow_id, {}).items():
+            for step, value in points:
+                by_step.setdefault(step, {})[key] = value
+        rows += [{"run_id": r.run_id, **params, "step": step, **values} for step, values in sorted(by_step.items())]
+    return pd.DataFrame(rows)
+
+
 def select(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
     """Rows whose columns equal the given values (a list means any of)."""
     mask = pd.Series(True, index=df.index)

@@ -13,7 +13,13 @@ from harness.report.tables import metric_table
 from harness.spec.models import SuiteSpec
 
 
-def write_report(spec: SuiteSpec, df: pd.DataFrame, out_dir: Path, n_expected: int) -> Path:
+def history_metrics(spec: SuiteSpec) -> list[str]:
+    """Metrics whose history along training the report needs (figures with `over`)."""
+    keys = [k for f in spec.report.figures if f.over is not None for k in (f.metric, f.over)]
+    return list(dict.fromkeys(keys))
+
+
+def write_report(spec: SuiteSpec, df: pd.DataFrame, out_dir: Path, n_expected: int, history: pd.DataFrame | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# {spec.name}", "", spec.description.strip(), ""]
     lines += [f"Runs with results: {len(df)} of {n_expected} expected.", ""]
@@ -23,7 +29,7 @@ def write_report(spec: SuiteSpec, df: pd.DataFrame, out_dir: Path, n_expected: i
         table = metric_table(df, t)
         lines += [f"## {t.title}", "", table.markdown() if table.rows else "_no results yet_", ""]
     for f in spec.report.figures:
-        png = metric_curve(df, f, out_dir / f.file)
+        png = metric_curve(df, f, out_dir / f.file, history)
         lines += [f"## {f.title}", "", f"![{f.title}]({f.file})" if png else "_no results yet_", ""]
     if spec.claims:
         lines += ["## Claims (from the paper; checked automatically once the claims checker lands)", ""]

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
 from harness.registry import ComponentConfig
 
@@ -152,13 +152,26 @@ class TableSpec(Strict):
 
 
 class FigureSpec(Strict):
+    """A metric plotted against one of three x axes, one line per `hue` group, band = std over seeds:
+    the metric-name suffix (default: `metric` is a prefix such as 'exact/len_'), a config path (`x`),
+    or another metric logged along training (`over`, e.g. examples_seen: curves from metric histories)."""
+
     title: str
     metric: str
     hue: list[str] = Field(min_length=1)
     where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict)
+    x: Optional[str] = Field(default=None, description="config path for the x axis; `metric` is then one metric name")
+    over: Optional[str] = Field(default=None, description="metric logged at the same steps as `metric`; plots the history")
+    log_x: bool = False
     x_label: str = "length"
     y_label: str = "accuracy"
     file: str = Field(pattern=r"^[A-Za-z0-9_.-]+\.png$")
+
+    @model_validator(mode="after")
+    def _one_x(self) -> "FigureSpec":
+        if self.x is not None and self.over is not None:
+            raise ValueError("give at most one of 'x' (a config path) and 'over' (a logged metric)")
+        return self
 
 
 class ReportSpec(Strict):

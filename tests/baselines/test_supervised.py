@@ -22,6 +22,10 @@ class TinyTask:
     def eval_splits(self):
         return self._splits
 
+    @staticmethod
+    def examples_in(batch):
+        return 3 * len(batch)  # pretend three examples are packed per row
+
 
 class FixedLogits(nn.Module):
     """Returns the same logits for any input of the right batch size."""
@@ -56,6 +60,7 @@ def test_loss_ignores_ignored_positions():
     assert out.metrics["token_acc"] == (predicted[scored] == targets[scored]).float().mean().item()
     out.loss.backward()
     assert method.module.logits.grad is not None
+    assert method.evaluate()["examples_seen"] == 6  # counted through the task, packed examples singly
 
 
 class Oracle(nn.Module):
@@ -87,7 +92,7 @@ def test_evaluate_perfect_model():
     method = build(oracle, task, eval_batch_size=7)  # several eval batches per split
     oracle.train()
     metrics = method.evaluate()
-    assert set(metrics) == {f"{m}/{s}" for m in ("exact", "token_acc", "loss") for s in ("len_03", "len_08")}
+    assert set(metrics) == {"examples_seen"} | {f"{m}/{s}" for m in ("exact", "token_acc", "loss") for s in ("len_03", "len_08")}
     assert metrics["exact/len_03"] == metrics["exact/len_08"] == 1.0
     assert metrics["token_acc/len_08"] == 1.0
     assert metrics["loss/len_08"] < 1e-3

@@ -41,3 +41,37 @@ def test_parse_param():
 def test_empty_selection_gives_empty_table():
     df = pd.DataFrame([{"model.pos_emb": "abs", "seed": 0, "task.op": "add", "exact/len_05": 1.0}])
     assert metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], where={"task.op": "mul"})).rows == []
+
+
+def test_figure_over_a_logged_metric_uses_histories_and_averages_x_per_step(tmp_path):
+    from harness.report.figures import curve_data, metric_curve
+    from harness.report.frame import history_frame
+    from harness.spec.models import FigureSpec
+
+    recs = [rec("abs", 0, "add", {5: 1.0}), rec("abs", 1, "add", {5: 1.0}), rec("rope", 0, "add", {5: 0.0})]
+    hist = {  # per mlflow id: metric -> [(step, value)]
+        "mabs0": {"exact/len_05": [(10, 0.2), (20, 0.9)], "examples_seen": [(10, 100.0), (20, 200.0)]},
+        "mabs1": {"exact/len_05": [(10, 0.4), (20, 1.0)], "examples_seen": [(10, 110.0), (20, 210.0)]},
+        "mrope0": {"exact/len_05": [(10, 0.0)], "examples_seen": [(10, 90.0)]},
+    }
+    frame = history_frame(recs, hist)
+    assert len(frame) == 5 and {"step", "exact/len_05", "examples_seen", "model.pos_emb"} <= set(frame.columns)
+    spec = FigureSpec(title="f", metric="exact/len_05", over="examples_seen", hue=["model.pos_emb"], file="f.png")
+    long = curve_data(results_frame(recs), spec, frame).sort_values(["model.pos_emb", "x", "seed"])
+    assert long[["model.pos_emb", "seed", "x", "value"]].values.tolist() == [
+        ["abs", 0, 105.0, 0.2], ["abs", 1, 105.0, 0.4], ["abs", 0, 205.0, 0.9], ["abs", 1, 205.0, 1.0], ["rope", 0, 90.0, 0.0]]
+    assert metric_curve(results_frame(recs), spec, tmp_path / "f.png", frame).stat().st_size > 0
+
+
+def test_figure_over_a_config_axis_and_spec_rejects_two_x_axes():
+    import pytest
+    from pydantic import ValidationError
+
+    from harness.report.figures import curve_data
+    from harness.spec.models import FigureSpec
+
+    df = results_frame([rec("abs", 0, "add", {5: 0.5}), rec("abs", 1, "mul", {5: 0.25})])
+    spec = FigureSpec(title="f", metric="exact/len_05", x="task.op", hue=["model.pos_emb"], file="f.png")
+    assert curve_data(df, spec)[["x", "value"]].values.tolist() == [["add", 0.5], ["mul", 0.25]]
+    with pytest.raises(ValidationError, match="at most one of 'x'"):
+        FigureSpec(title="f", metric="m", x="task.op", over="examples_seen", hue=["seed"], file="f.png")
