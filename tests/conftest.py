@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,3 +32,22 @@ class FakeTokenTask:
     @staticmethod
     def examples_in(batch) -> int:
         return len(batch)
+
+
+def cli(root: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m harness.cli ARGS` in a subprocess, with MLflow (sqlite) and reports inside `cwd`."""
+    env = {**os.environ, "PYTHONPATH": str(root), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args, "--tracking-uri", f"sqlite:///{cwd}/mlflow.db", "--reports-dir", str(cwd / "reports")],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def child_runs(cwd: Path, suite: str):
+    """(child runs, parent runs) of a suite's experiment in the store written by `cli`."""
+    from harness.track import Tracker
+
+    t = Tracker(f"sqlite:///{cwd}/mlflow.db")
+    exp = t.client.get_experiment_by_name(suite)
+    runs = t.client.search_runs([exp.experiment_id])
+    return [r for r in runs if "run_id" in r.data.tags], [r for r in runs if "run_id" not in r.data.tags]

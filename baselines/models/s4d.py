@@ -23,6 +23,7 @@ from torch import nn
 from baselines.models.recurrent_stack import RecurrentStack
 from harness.components import MODELS, Task, token_task
 from harness.registry import ComponentConfig
+from harness.train.optim import no_weight_decay
 
 
 class S4DConfig(ComponentConfig):
@@ -49,6 +50,7 @@ class S4DKernel(nn.Module):
         self.C = nn.Parameter(torch.view_as_real(torch.randn(H, M, dtype=torch.cfloat)))  # [H, M, 2]
         self.log_A_real = nn.Parameter(torch.log(0.5 * torch.ones(H, M)))  # [H, M]
         self.A_imag = nn.Parameter(math.pi * torch.arange(M, dtype=torch.float32).repeat(H, 1))  # [H, M]
+        no_weight_decay(self.log_A_real, self.A_imag)  # as in S4/S4D: no decay on the state matrix
 
     def discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
         """dt A [H, M] complex (dA = exp(dt A)), C' = C dB [H, M] complex."""

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from harness.report.frame import long_metric, select  # noqa: E402
+from harness.report.frame import fill_keys, long_metric, select  # noqa: E402
 from harness.spec.models import FigureSpec  # noqa: E402
 
 
@@ -19,6 +19,7 @@ def curve_data(df: pd.DataFrame, spec: FigureSpec, history: pd.DataFrame | None 
     """Long format for a figure: hue columns, seed, x, value (see FigureSpec for the three x axes)."""
     if spec.over is not None:
         sub = select(history if history is not None else pd.DataFrame(), spec.where)
+        sub = fill_keys(sub, spec.hue) if not sub.empty else sub
         if sub.empty or not {spec.metric, spec.over} <= set(sub.columns):
             return pd.DataFrame(columns=[*spec.hue, "seed", "x", "value"])
         sub = sub.dropna(subset=[spec.metric, spec.over])
@@ -27,6 +28,7 @@ def curve_data(df: pd.DataFrame, spec: FigureSpec, history: pd.DataFrame | None 
         return sub[[*spec.hue, "seed"]].assign(x=x, value=sub[spec.metric])
     sub = select(df, spec.where)
     if spec.x is not None:
+        sub = fill_keys(sub, spec.hue) if not sub.empty else sub
         if sub.empty or not {spec.x, spec.metric} <= set(sub.columns):
             return pd.DataFrame(columns=[*spec.hue, "seed", "x", "value"])
         return sub[[*spec.hue, "seed", spec.x, spec.metric]].rename(columns={spec.x: "x", spec.metric: "value"}).dropna(subset=["value"])

@@ -67,11 +67,22 @@ def metric_columns(df: pd.DataFrame, prefix: str) -> dict[str, Any]:
     return dict(sorted(out.items(), key=lambda kv: (isinstance(kv[1], str), kv[1])))
 
 
+MISSING = "–"  # shown for a key a run does not have (e.g. pos_emb of an LSTM)
+
+
+def fill_keys(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Key columns with missing values (or absent) filled with MISSING, so groupby keeps those runs."""
+    out = df.copy()
+    for k in keys:
+        out[k] = out[k].astype(object).where(out[k].notna(), MISSING) if k in out.columns else MISSING
+    return out
+
+
 def long_metric(df: pd.DataFrame, prefix: str, keys: list[str]) -> pd.DataFrame:
     """Long format: keys..., seed, x (column label), value."""
     cols = metric_columns(df, prefix)
     if not cols or df.empty:
         return pd.DataFrame(columns=[*keys, "seed", "x", "value"])
-    long = df[[*keys, "seed", *cols]].melt(id_vars=[*keys, "seed"], value_vars=list(cols), var_name="metric", value_name="value")
+    long = fill_keys(df, keys)[[*keys, "seed", *cols]].melt(id_vars=[*keys, "seed"], value_vars=list(cols), var_name="metric", value_name="value")
     long["x"] = long["metric"].map(cols)
     return long.drop(columns="metric").dropna(subset=["value"])

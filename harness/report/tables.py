@@ -43,10 +43,11 @@ def metric_table(df: pd.DataFrame, spec: TableSpec) -> Table:
     std = grouped.std(ddof=1).unstack("x")
     seeds = long.groupby(spec.rows)["seed"].nunique()
     best = mean.max() if spec.higher_is_better else mean.min()
+    tied = (mean.nunique() <= 1) & (mean.count() > 1)  # no bold when every row has the same value
     header = [*spec.rows, "seeds", *[f"{spec.column_label} {c}" for c in mean.columns]]
     rows = []
     for idx in mean.index:
         key = idx if isinstance(idx, tuple) else (idx,)
-        cells = [_fmt(mean.at[idx, c], std.at[idx, c], bool(mean.at[idx, c] == best[c])) for c in mean.columns]
+        cells = [_fmt(mean.at[idx, c], std.at[idx, c], bool(mean.at[idx, c] == best[c]) and not tied[c]) for c in mean.columns]
         rows.append([*map(str, key), str(int(seeds.loc[idx])), *cells])
     return Table(spec.title, header, rows, mean, std, seeds)

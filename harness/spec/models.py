@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validat
 from harness.registry import ComponentConfig
 
 Scalar = Union[str, int, float, bool, None]
+Label = Union[Scalar, list[Scalar]]  # the value of an axis for one run (an axis may range over lists, e.g. [lo, hi])
 
 
 class Strict(BaseModel):
@@ -109,11 +110,11 @@ class RunSpec(Strict):
     run_id: str
     suite: str
     config: RunConfig
-    labels: dict[str, Scalar] = Field(default_factory=dict, description="axis path -> value for this run")
+    labels: dict[str, Label] = Field(default_factory=dict, description="axis path -> value for this run")
     ablation: str = ""
 
     @classmethod
-    def create(cls, suite: str, config: RunConfig, labels: dict[str, Scalar], ablation: str = "") -> "RunSpec":
+    def create(cls, suite: str, config: RunConfig, labels: dict[str, Label], ablation: str = "") -> "RunSpec":
         return cls(run_id=config.content_hash(), suite=suite, config=config, labels=labels, ablation=ablation)
 
     @property

@@ -10,11 +10,25 @@ from torch import nn
 from harness.spec.models import OptimizerConfig
 
 
+NO_WEIGHT_DECAY = "_no_weight_decay"  # attribute a model sets on a parameter to exempt it from decay
+
+
+def no_weight_decay(*params: nn.Parameter) -> None:
+    """Exempt parameters that are not weights from weight decay (e.g. SSM state matrices such as
+    Mamba's A_log or S4D's A: decaying them toward 0 changes the dynamics, not the capacity)."""
+    for p in params:
+        setattr(p, NO_WEIGHT_DECAY, True)
+
+
+def decays(p: nn.Parameter) -> bool:
+    return p.dim() >= 2 and not getattr(p, NO_WEIGHT_DECAY, False)
+
+
 def build_optimizer(module: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """Weight decay on matrices only (not on biases, norms or embeddings' 1-d params)."""
+    """Weight decay on weight matrices only: not on biases, norms, or parameters marked `no_weight_decay`."""
     params = [p for p in module.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
+    decay = [p for p in params if decays(p)]
+    no_decay = [p for p in params if not decays(p)]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)

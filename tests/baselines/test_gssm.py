@@ -93,8 +93,17 @@ def test_parallel_scan_matches_sequential(T):
         torch.testing.assert_close(gf, gr, rtol=1e-9, atol=1e-9)
 
 
-def test_mamba_model_fast_path_matches_reference_with_grads():
-    m = model("mamba")
+def test_scan_choice_parallel_on_cuda_sequential_on_cpu():
+    from baselines.models.mamba import pick_scan
+
+    assert pick_scan("auto", torch.device("cpu")) is selective_scan_ref
+    assert pick_scan("auto", torch.device("cuda")) is selective_scan
+    assert pick_scan("parallel", torch.device("cpu")) is selective_scan
+    assert pick_scan("sequential", torch.device("cuda")) is selective_scan_ref
+
+
+def test_mamba_model_parallel_path_matches_reference_with_grads():
+    m = model("mamba", scan="parallel")
     x = torch.randint(0, 11, (2, 23))
     fast = m(x)
     g_fast = torch.autograd.grad(fast.square().sum(), list(m.parameters()))
@@ -149,3 +158,16 @@ def test_mamba_block_matches_mambapy():
     x = torch.randn(2, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, exempt", [("mamba", {"A_log"}), ("s4d", {"log_A_real", "A_imag"})])
+def test_ssm_state_matrices_get_no_weight_decay(name, exempt):
+    from harness.spec.models import OptimizerConfig
+    from harness.train.optim import build_optimizer
+
+    m = model(name)
+    opt = build_optimizer(m, OptimizerConfig(weight_decay=0.1))
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    names = {n.rsplit(".", 1)[-1] for n, p in m.named_parameters() if id(p) not in decayed and p.dim() >= 2}
+    assert exempt <= names  # 2-D, yet exempt
+    assert any(n.endswith("in_proj.weight") or n.endswith("C") for n, p in m.named_parameters() if id(p) in decayed)

@@ -1,30 +1,13 @@
 """End to end through the real CLI, real MLflow (sqlite in a temp dir) and real worker processes."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import child_runs, cli
 from harness.track import Tracker
 
 pytestmark = pytest.mark.slow
-
-
-def cli(root: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(root), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args, "--tracking-uri", f"sqlite:///{cwd}/mlflow.db", "--reports-dir", str(cwd / "reports")],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-    )
-
-
-def child_runs(cwd: Path, suite: str):
-    t = Tracker(f"sqlite:///{cwd}/mlflow.db")
-    exp = t.client.get_experiment_by_name(suite)
-    runs = t.client.search_runs([exp.experiment_id])
-    return [r for r in runs if "run_id" in r.data.tags], [r for r in runs if "run_id" not in r.data.tags]
 
 
 def test_smoke_suite_end_to_end_and_resume(root, tmp_path):

@@ -75,3 +75,16 @@ def test_figure_over_a_config_axis_and_spec_rejects_two_x_axes():
     assert curve_data(df, spec)[["x", "value"]].values.tolist() == [["add", 0.5], ["mul", 0.25]]
     with pytest.raises(ValidationError, match="at most one of 'x'"):
         FigureSpec(title="f", metric="m", x="task.op", over="examples_seen", hue=["seed"], file="f.png")
+
+
+def test_rows_keep_runs_without_a_row_key():
+    r_lstm = RunRecord("ml", "lstm0", "FINISHED", {"model.name": "lstm", "seed": "0"}, {}, {"exact/len_05": 0.25})
+    df = results_frame([rec("abs", 0, "add", {5: 1.0}), r_lstm])
+    t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
+    assert [r[:3] for r in t.rows] == [["abs", "1", "**1.00**"], ["–", "1", "0.25"]]
+
+
+def test_no_bold_when_every_row_ties():
+    df = results_frame([rec("abs", 0, "add", {5: 0.0, 10: 0.5}), rec("rope", 0, "add", {5: 0.0, 10: 0.25})])
+    t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
+    assert [r[2:] for r in t.rows] == [["0.00", "**0.50**"], ["0.00", "0.25"]]

@@ -184,3 +184,15 @@ def test_length_generalization_suite_expansion(root):
 def test_did_you_mean_inside_optional_nested_model(tmp_path):
     text = BASE.replace("training: {steps: 5, batch_size: 8}", "training: {steps: 5, batch_size: 8, fault: {kind: nan, at_stp: 2}}")
     assert "defaults.training.fault.at_stp: unknown key 'at_stp'; did you mean 'at_step'?" in err(write(tmp_path, text))
+
+
+def test_copying_suite_expansion_list_valued_axis_and_comparable_params(root):
+    from harness.runner import build
+
+    runs = expand(load_suite(root / "suites" / "copying.yaml"))
+    assert len(runs) == 2 * (4 + 2) * 2  # train lengths x (4 transformer variants + lstm + mamba) x seeds
+    assert {tuple(r.config.task.train_len) for r in runs} == {(5, 10), (5, 20)}
+    assert {r.labels["task.train_len"][1] for r in runs} == {10, 20}  # a list-valued axis is a label like any other
+    one = {(r.config.model.name, getattr(r.config.model, "pos_emb", None)): r for r in runs if r.config.seed == 0}
+    counts = {k: sum(p.numel() for p in build(r.config)[1].module.parameters()) for k, r in one.items()}
+    assert max(counts.values()) / min(counts.values()) < 1.03, counts
