@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -46,7 +47,10 @@ def metric_curve(df: pd.DataFrame, spec: FigureSpec, path: Path, history: pd.Dat
                  marker="o" if spec.over is None else None, errorbar="sd", ax=ax)
     if spec.log_x:
         ax.set_xscale("log")
-    ax.set(title=spec.title, xlabel=spec.x_label, ylabel=spec.y_label)
+    ax.set(xlabel=spec.x_label, ylabel=spec.y_label)
+    ax.set_title(textwrap.fill(spec.title, 70), fontsize=10)
+    if long["value"].between(0, 1).all():  # a rate: keep the ± sd band inside the possible range
+        ax.set_ylim(-0.03, 1.03)
     ax.legend(title=" / ".join(h.split(".")[-1] for h in spec.hue), fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
