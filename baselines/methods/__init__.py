@@ -1,3 +1,4 @@
 """Methods: training objectives registered in harness.components.METHODS."""
 
-from baselines.methods import supervised  # noqa: F401  (registers METHODS entries)
+# jepa and mae import baselines.ssl.vit, which registers the `vit` model
+from baselines.methods import jepa, mae, supervised  # noqa: F401  (registers METHODS entries)
