@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 F = TypeVar("F", bound=Callable)
 
@@ -68,3 +68,16 @@ class Registry(Generic[F]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+
+def must_divide(field: str, width: str) -> classmethod:
+    """A field validator for component configs: `field` (e.g. a head count) must divide the earlier
+    field `width` (e.g. d_model).  Use as `_heads = must_divide("n_heads", "d_model")` in the class body."""
+
+    def check(cls, value: int, info: ValidationInfo) -> int:
+        total = info.data.get(width)  # absent when `width` itself failed validation: that error is reported
+        if total is not None and total % value:
+            raise ValueError(f"{field}={value} must divide {width}={total}")
+        return value
+
+    return field_validator(field)(check)

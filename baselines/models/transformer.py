@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from harness.components import MODELS, Task, token_task
-from harness.registry import ComponentConfig, did_you_mean
+from harness.registry import ComponentConfig, did_you_mean, must_divide
 from baselines.models.position import POSITIONS, PositionConfig, PositionEncoding, build_position
 
 
@@ -41,13 +41,7 @@ class TransformerConfig(ComponentConfig):
             )
         return value
 
-    @field_validator("n_heads")
-    @classmethod
-    def _heads_divide(cls, value: int, info) -> int:
-        d_model = info.data.get("d_model")
-        if d_model is not None and d_model % value:
-            raise ValueError(f"n_heads={value} must divide d_model={d_model}")
-        return value
+    _heads_divide = must_divide("n_heads", "d_model")
 
 
 class SelfAttention(nn.Module):

@@ -2,11 +2,15 @@
 
     linear_probe    multinomial logistic regression fit on the train features (standardized with the train
                     mean / std), full-batch L-BFGS in float64 from a zero init (deterministic); test accuracy
-    knn_accuracy    cosine-similarity k-NN with a majority vote; test accuracy
+    knn_accuracy    cosine-similarity k-NN (features centered on the train mean) with a majority vote; test accuracy
     collapse_stats  std_mean / std_min: per-dimension std of the l2-normalized embeddings, mean and minimum over
                     dimensions (a healthy D-dim embedding sits near 1/sqrt(D); complete collapse -> 0, a dead
                     dimension -> std_min 0); eff_rank: RankMe (Garrido et al. 2023), exp of the entropy of the
-                    normalized singular values of the (uncentered) embeddings, between 1 and min(N, D)
+                    normalized singular values of the (uncentered) embeddings, between 1 and min(N, D);
+                    eff_rank_centered: the same after subtracting the mean embedding.  Mean-pooled ViT
+                    features share a large offset (measured: mean norm 6.7 vs 0.06 spread at init), which
+                    makes std_mean ~ 0 and eff_rank ~ 1 even when a probe reads them well; the centered
+                    rank tells dimensional collapse of the variation apart from that shared offset.
 
 Inputs are anything `torch.as_tensor` takes (features [N, D], labels [N] integer class ids).
 """
@@ -71,8 +75,9 @@ def linear_probe(
     return (pred == test_y).double().mean().item()
 
 
-def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, chunk: int = 1024) -> float:
-    """Test accuracy of k-nearest-neighbour classification by cosine similarity.
+def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, chunk: int = 1024, center: bool = True) -> float:
+    """Test accuracy of k-nearest-neighbour classification by cosine similarity of features centered on the
+    train mean (`center`; mean-pooled features share a large offset that makes raw cosines all ~1).
 
     train_x [N, D], train_y [N], test_x [M, D], test_y [M].  Each test point takes the majority label of its k
     most similar train points (k capped at N; equal similarities ranked by train index).  A tie between
@@ -84,6 +89,9 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, chunk: int = 102
     train_y, test_y = _labels(train_y, len(train_x)), _labels(test_y, len(test_x))
     k = min(k, len(train_x))
     n_classes = int(train_y.max()) + 1
+    if center:
+        centre = train_x.mean(dim=0)  # [D]
+        train_x, test_x = train_x - centre, test_x - centre
     train_n = F.normalize(train_x, dim=1, eps=EPS)  # [N, D]
     rank_bonus = torch.arange(k, 0, -1, dtype=torch.float64)  # nearest neighbour k, k-th neighbour 1
     correct = 0
@@ -108,7 +116,16 @@ def collapse_stats(z) -> dict[str, float]:
     if len(z) < 2:
         raise ValueError(f"collapse statistics need at least 2 embeddings, got {len(z)}")
     std = F.normalize(z, dim=1, eps=EPS).std(dim=0)  # [D]
+    return {
+        "std_mean": std.mean().item(),
+        "std_min": std.min().item(),
+        "eff_rank": _rankme(z),
+        "eff_rank_centered": _rankme(z - z.mean(dim=0)),
+    }
+
+
+def _rankme(z: torch.Tensor) -> float:
+    """exp(entropy of the normalized singular values of z [N, D])."""
     singular = torch.linalg.svdvals(z)  # [min(N, D)]
     p = singular / (singular.sum() + EPS) + EPS
-    eff_rank = torch.exp(-(p * p.log()).sum())
-    return {"std_mean": std.mean().item(), "std_min": std.min().item(), "eff_rank": eff_rank.item()}
+    return torch.exp(-(p * p.log()).sum()).item()

@@ -26,11 +26,16 @@ class Table:
         return "\n".join(lines)
 
 
-def _fmt(mean: float, std: float, bold: bool) -> str:
+def _fmt(mean: float, std: float, bold: bool, decimals: int = 2) -> str:
     if math.isnan(mean):
         return "–"
-    cell = f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+    cell = f"{mean:.{decimals}f}" if math.isnan(std) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
     return f"**{cell}**" if bold else cell
+
+
+def _key(value: object) -> str:
+    """A row label: 4.0 -> '4' (a numeric column turns float when other runs lack it)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def metric_table(df: pd.DataFrame, spec: TableSpec) -> Table:
@@ -48,6 +53,6 @@ def metric_table(df: pd.DataFrame, spec: TableSpec) -> Table:
     rows = []
     for idx in mean.index:
         key = idx if isinstance(idx, tuple) else (idx,)
-        cells = [_fmt(mean.at[idx, c], std.at[idx, c], bool(mean.at[idx, c] == best[c]) and not tied[c]) for c in mean.columns]
-        rows.append([*map(str, key), str(int(seeds.loc[idx])), *cells])
+        cells = [_fmt(mean.at[idx, c], std.at[idx, c], bool(mean.at[idx, c] == best[c]) and not tied[c], spec.decimals) for c in mean.columns]
+        rows.append([*map(_key, key), str(int(seeds.loc[idx])), *cells])
     return Table(spec.title, header, rows, mean, std, seeds)

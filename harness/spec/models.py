@@ -150,6 +150,7 @@ class TableSpec(Strict):
     where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict)
     column_label: str = "length"
     higher_is_better: bool = True
+    decimals: int = Field(default=2, ge=0, le=8)
 
 
 class FigureSpec(Strict):

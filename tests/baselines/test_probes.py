@@ -74,14 +74,14 @@ def test_knn_majority_vote_and_tie_break():
     train_y = torch.tensor([0, 0, 1, 1, 1])
     query = torch.tensor([[1.0, 0.01]])
     # k = 1: the nearest point; k = 3: classes 0, 0, 1 -> 0; k = 5: 2 vs 3 votes -> 1
-    assert knn_accuracy(train, train_y, query, torch.tensor([0]), k=1) == 1.0
-    assert knn_accuracy(train, train_y, query, torch.tensor([0]), k=3) == 1.0
-    assert knn_accuracy(train, train_y, query, torch.tensor([1]), k=5) == 1.0
+    assert knn_accuracy(train, train_y, query, torch.tensor([0]), k=1, center=False) == 1.0
+    assert knn_accuracy(train, train_y, query, torch.tensor([0]), k=3, center=False) == 1.0
+    assert knn_accuracy(train, train_y, query, torch.tensor([1]), k=5, center=False) == 1.0
     # a 1 - 1 tie (k = 2 over classes 2 and 0, class 0 listed first): the class of the nearest neighbour wins
     tie_train = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
     tie_y = torch.tensor([0, 2])
-    assert knn_accuracy(tie_train, tie_y, torch.tensor([[1.0, 0.2]]), torch.tensor([2]), k=2) == 1.0
-    assert knn_accuracy(tie_train, tie_y, torch.tensor([[0.2, 1.0]]), torch.tensor([0]), k=2) == 1.0
+    assert knn_accuracy(tie_train, tie_y, torch.tensor([[1.0, 0.2]]), torch.tensor([2]), k=2, center=False) == 1.0
+    assert knn_accuracy(tie_train, tie_y, torch.tensor([[0.2, 1.0]]), torch.tensor([0]), k=2, center=False) == 1.0
     assert knn_accuracy(train, train_y, query, torch.tensor([1]), k=500) == 1.0  # k capped at the train size
 
 
@@ -116,3 +116,21 @@ def test_std_detects_collapse():
     assert stats["std_min"] < 0.25 * healthy["std_min"] and stats["std_mean"] > 0.5 * healthy["std_mean"]
     with pytest.raises(ValueError, match="at least 2"):
         collapse_stats(torch.ones(1, 4))
+
+
+def test_centered_rank_sees_through_a_shared_offset():
+    d = 16
+    varied = gaussian(2000, d, seed=21)  # isotropic variation ...
+    shifted = 100.0 * gaussian(1, d, seed=22) + varied  # ... riding on a large shared offset
+    stats = collapse_stats(shifted)
+    assert stats["eff_rank"] < 1.5  # raw RankMe: dominated by the offset
+    assert stats["eff_rank_centered"] > 0.9 * d  # the variation itself is full rank
+    flat = 100.0 * gaussian(1, d, seed=22) + gaussian(2000, 2, seed=23) @ gaussian(2, d, seed=24)
+    assert collapse_stats(flat)["eff_rank_centered"] < 2.5  # rank-2 variation
+
+
+def test_knn_is_not_fooled_by_a_shared_offset():
+    centres = 3.0 * gaussian(4, 8, seed=31)
+    y = torch.arange(400) % 4
+    x = centres[y] + 0.3 * gaussian(400, 8, seed=32) + 1000.0  # clusters far from the origin: raw cosines ~ 1
+    assert knn_accuracy(x[:300], y[:300], x[300:], y[300:], k=5) > 0.95

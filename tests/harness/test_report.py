@@ -88,3 +88,10 @@ def test_no_bold_when_every_row_ties():
     df = results_frame([rec("abs", 0, "add", {5: 0.0, 10: 0.5}), rec("rope", 0, "add", {5: 0.0, 10: 0.25})])
     t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
     assert [r[2:] for r in t.rows] == [["0.00", "**0.50**"], ["0.00", "0.25"]]
+
+
+def test_integer_valued_float_keys_print_as_ints_and_decimals_are_configurable():
+    a = RunRecord("m1", "r1", "FINISHED", {"k": "4", "seed": "0"}, {}, {"m/x": 0.00123})
+    b = RunRecord("m2", "r2", "FINISHED", {"seed": "0"}, {}, {"m/x": 0.5})  # no `k`: the column becomes float
+    t = metric_table(results_frame([a, b]), TableSpec(title="t", metric="m/", rows=["k"], decimals=4, column_label=""))
+    assert [r[0] for r in t.rows] == ["4", "–"] and t.rows[0][2] == "0.0012"

@@ -1,0 +1,164 @@
+import pytest
+import torch
+from pydantic import ValidationError
+from ssl_fakes import FakeImageTask, tiny_vit
+from torch import nn
+
+import baselines  # noqa: F401
+from baselines.methods.jepa import JEPA, JEPAConfig, ema_momentum, ema_update
+from baselines.ssl.masks import Masks, MaskedImageBatch, MultiBlockMaskConfig
+from harness.components import METHODS
+from harness.spec.models import OptimizerConfig
+from harness.train.optim import build_optimizer
+
+torch.set_num_threads(1)
+
+MASK = MultiBlockMaskConfig(n_targets=2, target_scale=(0.1, 0.2), min_keep=2)
+
+
+def jepa(**kw) -> JEPA:
+    cfg = JEPAConfig(name="jepa", pred_d_model=8, pred_n_layers=1, pred_n_heads=2, mask=MASK, **kw)
+    return METHODS.get("jepa").build(cfg, tiny_vit(), FakeImageTask())
+
+
+def batch(method: JEPA, seed: int = 0, size: int = 4) -> MaskedImageBatch:
+    gen = torch.Generator().manual_seed(seed)
+    return method.collate(next(FakeImageTask().train_batches(size, gen)), gen)
+
+
+def test_ema_update_math():
+    torch.manual_seed(0)
+    online, target = nn.Linear(3, 2), nn.Linear(3, 2)
+    before = [p.detach().clone() for p in target.parameters()]
+    ema_update(target, online, 0.9)
+    for t, b, o in zip(target.parameters(), before, online.parameters()):
+        torch.testing.assert_close(t, 0.9 * b + 0.1 * o)
+    ema_update(target, online, 1.0)  # momentum 1: frozen
+    ema_update(target, online, 0.0)  # momentum 0: a copy
+    for t, o in zip(target.parameters(), online.parameters()):
+        assert torch.equal(t, o)
+
+
+def test_momentum_schedule_endpoints():
+    assert ema_momentum(1, 100, 0.996, 1.0) == 0.996
+    assert ema_momentum(100, 100, 0.996, 1.0) == 1.0
+    assert ema_momentum(1, 1, 0.99, 1.0) == 0.99  # a one-step run uses the start value
+    ms = [ema_momentum(s, 100, 0.99, 1.0) for s in range(1, 101)]
+    assert all(a < b for a, b in zip(ms, ms[1:]))  # rises linearly
+    assert ms[50] - ms[49] == pytest.approx(0.01 / 99)
+
+
+def test_after_step_updates_the_target_toward_the_encoder():
+    m = jepa(ema_start=0.5)
+    with torch.no_grad():
+        for p in m.encoder.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in m.target.parameters()]
+    m.after_step(1, 10)
+    assert m.momentum == 0.5
+    for t, b, o in zip(m.target.parameters(), before, m.encoder.parameters()):
+        torch.testing.assert_close(t, 0.5 * b + 0.5 * o)
+
+
+def test_target_starts_as_a_frozen_copy_of_the_encoder():
+    m = jepa()
+    assert m.target is not m.encoder
+    for t, o in zip(m.target.parameters(), m.encoder.parameters()):
+        assert torch.equal(t, o) and not t.requires_grad and o.requires_grad
+
+
+def test_stop_gradient_no_grad_reaches_the_target():
+    m = jepa()
+    opt = build_optimizer(m.module, OptimizerConfig(lr=1e-2))
+    before = [p.clone() for p in m.target.parameters()]
+    out = m.loss(batch(m))
+    out.loss.backward()
+    assert all(p.grad is None for p in m.target.parameters())
+    assert all(p.grad is not None for p in m.encoder.parameters())
+    assert all(p.grad is not None for p in m.predictor.parameters())
+    opt.step()
+    for t, b in zip(m.target.parameters(), before):
+        assert torch.equal(t, b)  # the optimizer never touches the target
+    assert not all(torch.equal(p, b) for p, b in zip(m.encoder.parameters(), before))
+    trained = {id(p) for group in opt.param_groups for p in group["params"]}
+    assert not trained & {id(p) for p in m.target.parameters()}
+
+
+def test_predictions_see_only_the_context_patches():
+    m = jepa()
+    m.module.eval()
+    b = batch(m)
+    ctx, tgt = b.masks.context, b.masks.targets  # [B, Nc], [B, M, Nt]
+    images = b.images.clone()  # [B, 1, 8, 8]
+    changed = images.clone()
+    for row in range(len(b)):
+        hidden = sorted(set(range(16)) - set(ctx[row].tolist()))  # non-context patches of this image
+        for patch in hidden:
+            r, c = divmod(patch, 4)
+            changed[row, :, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2] = 50.0
+    with torch.no_grad():
+        a = m.predictor(m.encoder(images, keep=ctx), ctx, tgt)  # [B, M, Nt, D]
+        z = m.predictor(m.encoder(changed, keep=ctx), ctx, tgt)
+        torch.testing.assert_close(a, z)
+        # ... but the targets do change: they come from the full image
+        assert not torch.allclose(m.target_tokens(images, tgt), m.target_tokens(changed, tgt))
+
+
+def test_target_tokens_are_layer_normed_over_features():
+    m = jepa()
+    b = batch(m)
+    h = m.target_tokens(b.images, b.masks.targets)  # [B, M, Nt, D]
+    assert h.shape == (*b.masks.targets.shape, 16) and not h.requires_grad
+    torch.testing.assert_close(h.mean(-1), torch.zeros(h.shape[:-1]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(h.var(-1, unbiased=False), torch.ones(h.shape[:-1]), atol=1e-3, rtol=0)
+
+
+def test_loss_kinds():
+    b = batch(jepa())
+    l2, sl1 = jepa(loss="l2").loss(b), jepa(loss="smooth_l1").loss(b)
+    assert l2.loss.item() > 0 and sl1.loss.item() > 0 and l2.loss.item() != pytest.approx(sl1.loss.item())
+    assert l2.metrics["ema_momentum"] == 0.996
+
+
+def test_collate_draws_masks_deterministically_per_generator():
+    m = jepa()
+    a, b, c = batch(m, seed=0), batch(m, seed=0), batch(m, seed=1)
+    assert isinstance(a.masks, Masks) and torch.equal(a.images, b.images)
+    assert torch.equal(a.masks.context, b.masks.context) and torch.equal(a.masks.targets, b.masks.targets)
+    assert not (a.masks.targets.shape == c.masks.targets.shape and torch.equal(a.masks.targets, c.masks.targets))
+    for row in range(len(a)):  # context and targets are disjoint
+        assert not set(a.masks.context[row].tolist()) & set(a.masks.targets[row].flatten().tolist())
+
+
+def test_evaluate_probes_the_target_encoder():
+    m = jepa()
+    metrics = m.evaluate()
+    assert set(metrics) == {
+        "probe/linear", "probe/knn", "collapse/std_mean", "collapse/std_min", "collapse/eff_rank",
+        "collapse/eff_rank_centered", "ema/momentum",
+    }
+    assert 0.0 <= metrics["probe/linear"] <= 1.0 and 0.0 <= metrics["probe/knn"] <= 1.0
+    assert metrics["collapse/eff_rank"] >= 1.0 and metrics["ema/momentum"] == 0.996
+    # the target, not the context encoder, is probed: perturbing the encoder alone changes nothing
+    with torch.no_grad():
+        for p in m.encoder.parameters():
+            p.add_(torch.randn_like(p))
+    assert m.evaluate() == metrics
+    assert m.encoder.training and not m.target.training  # evaluation restores the modes
+
+
+def test_config_validation_and_default_mask():
+    cfg = JEPAConfig(name="jepa")
+    assert cfg.mask.name == "multiblock" and cfg.loss == "l2" and cfg.ema_start == 0.996
+    with pytest.raises(ValidationError, match="ema_end"):
+        JEPAConfig(name="jepa", ema_start=0.99, ema_end=0.9)
+    with pytest.raises(ValidationError, match="pred_n_heads"):
+        JEPAConfig(name="jepa", pred_d_model=8, pred_n_heads=3)
+    with pytest.raises(TypeError, match="needs the vit model"):
+        METHODS.get("jepa").build(cfg, nn.Linear(2, 2), FakeImageTask())
+
+
+def test_module_holds_encoder_predictor_and_target():
+    m = jepa()
+    state = m.module.state_dict()  # what the loop moves to the device and checkpoints
+    assert any(k.startswith("target.") for k in state) and any(k.startswith("predictor.") for k in state)

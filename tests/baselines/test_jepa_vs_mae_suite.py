@@ -1,0 +1,46 @@
+"""The jepa_vs_mae suite end to end through the real CLI (tiny overrides), real MLflow and worker processes."""
+
+import pytest
+
+from conftest import cli
+from harness.track import Tracker
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "seeds=[0]",
+    "defaults.training.steps=6",
+    "defaults.training.log_every=2",
+    "defaults.evaluation.every=3",
+    "defaults.optimizer.warmup_steps=2",
+    "defaults.model.d_model=16",
+    "defaults.model.n_heads=2",
+]
+
+
+def test_jepa_vs_mae_suite_smoke(root, tmp_path):
+    proc = cli(root, tmp_path, "run", str(root / "suites" / "jepa_vs_mae.yaml"), "--workers", "2", *TINY)
+    assert proc.returncode == 0, proc.stderr
+    t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = t.client.get_experiment_by_name("jepa_vs_mae")
+    children = [r for r in t.client.search_runs([exp.experiment_id]) if "run_id" in r.data.tags]
+    assert len(children) == 14  # (2 datasets x (3 jepa n_targets + 3 mae ratios) + 2 untrained ablations) x 1 seed
+    for r in children:
+        assert r.info.status == "FINISHED" and r.data.tags["outcome"] == "finished"
+        assert {"probe/linear", "probe/knn", "collapse/std_mean", "collapse/std_min", "collapse/eff_rank"} <= set(r.data.metrics)
+        assert 0.0 <= r.data.metrics["probe/linear"] <= 1.0
+    jepa = [r for r in children if r.data.params["method.name"] == "jepa" and r.data.tags["ablation"] == ""]
+    assert len(jepa) == 6 and all(r.data.metrics["ema/momentum"] == 1.0 for r in jepa)
+    # probes ran during training too (evaluation.every), so curves exist
+    assert [m.step for m in t.client.get_metric_history(jepa[0].info.run_id, "probe/linear")] == [3, 6]
+
+    report = (tmp_path / "reports" / "jepa_vs_mae" / "report.md").read_text()
+    assert "Runs with results: 14 of 14 expected." in report
+    assert "| digits | 1.0 | 1 |" in report and "| shapes | 4.0 | 1 |" in report  # JEPA rows (n_targets; float: NaN for MAE)
+    assert "| digits | 0.5 | 1 |" in report and "| shapes | 0.9 | 1 |" in report  # MAE rows
+    untrained = report.split("## Untrained (randomly initialized) encoder")[1].split("##")[0]
+    assert "| digits | 1 |" in untrained and "| shapes | 1 |" in untrained
+    assert "probe linear" in report and "probe knn" in report and " eff_rank" in report
+    assert "_no results yet_" not in report
+    for png in ("jepa_probe_vs_n_targets.png", "mae_probe_vs_ratio.png"):
+        assert (tmp_path / "reports" / "jepa_vs_mae" / png).stat().st_size > 1000
