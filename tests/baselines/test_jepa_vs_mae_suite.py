@@ -36,7 +36,7 @@ def test_jepa_vs_mae_suite_smoke(root, tmp_path):
 
     report = (tmp_path / "reports" / "jepa_vs_mae" / "report.md").read_text()
     assert "Runs with results: 14 of 14 expected." in report
-    assert "| digits | 1.0 | 1 |" in report and "| shapes | 4.0 | 1 |" in report  # JEPA rows (n_targets; float: NaN for MAE)
+    assert "| digits | 1 | 1 |" in report and "| shapes | 4 | 1 |" in report  # JEPA rows by n_targets
     assert "| digits | 0.5 | 1 |" in report and "| shapes | 0.9 | 1 |" in report  # MAE rows
     untrained = report.split("## Untrained (randomly initialized) encoder")[1].split("##")[0]
     assert "| digits | 1 |" in untrained and "| shapes | 1 |" in untrained
