@@ -32,6 +32,7 @@ import torch
 from pydantic import Field, model_validator
 
 from baselines.tasks.images import ImageBatch
+from baselines.tasks.ranges import check_interval
 from harness.registry import ComponentConfig, Registry
 
 MAX_TRIES = 100  # redraws of one image's block positions before giving up on the batch's block sizes
@@ -84,13 +85,6 @@ MaskBuilder = Callable[[ComponentConfig, int], MaskSampler]
 MASKS: Registry[MaskBuilder] = Registry("mask")
 
 
-def _check_interval(name: str, value: tuple[float, float], high: float | None) -> None:
-    lo, hi = value
-    if not (0.0 < lo <= hi and (high is None or hi <= high)):
-        bound = f" <= {high}" if high is not None else ""
-        raise ValueError(f"{name} must satisfy 0 < lo <= hi{bound}, got {value}")
-
-
 # ----------------------------------------------------------------------------------------------
 # configs
 
@@ -105,9 +99,9 @@ class MultiBlockMaskConfig(ComponentConfig):
 
     @model_validator(mode="after")
     def _check(self) -> "MultiBlockMaskConfig":
-        _check_interval("target_scale", self.target_scale, 1.0)
-        _check_interval("target_aspect", self.target_aspect, None)
-        _check_interval("context_scale", self.context_scale, 1.0)
+        check_interval("target_scale", self.target_scale, 0, 1.0)
+        check_interval("target_aspect", self.target_aspect, 0)
+        check_interval("context_scale", self.context_scale, 0, 1.0)
         return self
 
 
@@ -123,8 +117,8 @@ class BlockMaskConfig(ComponentConfig):
 
     @model_validator(mode="after")
     def _check(self) -> "BlockMaskConfig":
-        _check_interval("scale", self.scale, 1.0)
-        _check_interval("aspect", self.aspect, None)
+        check_interval("scale", self.scale, 0, 1.0)
+        check_interval("aspect", self.aspect, 0)
         return self
 
 

@@ -51,7 +51,7 @@ from typing import Iterator, Literal
 import torch
 from pydantic import Field, model_validator
 
-from baselines.tasks.lengths import check_lengths, check_range
+from baselines.tasks.ranges import check_lengths, check_range
 from harness.components import IGNORE_INDEX, TASKS, Batch
 from harness.registry import ComponentConfig
 

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
+from baselines.tasks.ranges import check_interval
 from harness.components import TASKS, Task
 from harness.registry import ComponentConfig
 
@@ -82,12 +83,6 @@ def image_task(task: Task, user: str) -> ImageTask:
     if not isinstance(task, ImageTask):
         raise TypeError(f"{user} needs an image task; {type(task).__name__} is not one")
     return task
-
-
-def _check_interval(name: str, value: tuple[float, float], low: float, high: float) -> None:
-    lo, hi = value
-    if not low < lo <= hi <= high:
-        raise ValueError(f"{name} must satisfy {low} < lo <= hi <= {high}, got {value}")
 
 
 def _standardize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -172,8 +167,8 @@ class ShapesConfig(ComponentConfig):
 
     @model_validator(mode="after")
     def _check(self) -> "ShapesConfig":
-        _check_interval("shape_size", self.shape_size, 0.0, 0.5)
-        _check_interval("texture_freq", self.texture_freq, 0.0, 0.5)
+        check_interval("shape_size", self.shape_size, 0.0, 0.5)
+        check_interval("texture_freq", self.texture_freq, 0.0, 0.5)
         if self.shape_size[0] * self.image_size < 1.5:
             raise ValueError(
                 f"shapes of half-extent {self.shape_size[0]} * {self.image_size} = "
