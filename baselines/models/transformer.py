@@ -99,6 +99,23 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+def _init_leaf(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def init_weights(module: nn.Module, n_layers: int) -> None:
+    """GPT-2 init: N(0, 0.02) linears and embeddings, zero biases, residual projections scaled by 1/sqrt(2L)."""
+    module.apply(_init_leaf)
+    for name, p in module.named_parameters():
+        if name.endswith("proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layers))
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig, vocab_size: int, max_len: int) -> None:
         super().__init__()
@@ -119,19 +136,7 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2 scaled init of the residual projections
-            if name.endswith("proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        init_weights(self, cfg.n_layers)
 
     def forward(self, inputs: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         B, T = inputs.shape

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.ssl.vit import Blocks, gather_tokens, init_weights, sincos_2d
+from baselines.models.transformer import init_weights
+from baselines.ssl.vit import Blocks, gather_tokens, sincos_2d
 from harness.train.optim import no_weight_decay
 
 

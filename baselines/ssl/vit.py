@@ -15,14 +15,12 @@ decoder (baselines/ssl/heads.py).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from pydantic import Field, field_validator
 from torch import nn
 
 from baselines.models.position import PositionEncoding
-from baselines.models.transformer import Block, Transformer, TransformerConfig
+from baselines.models.transformer import Block, TransformerConfig, init_weights
 from baselines.tasks.images import image_task
 from harness.components import MODELS, Task
 from harness.registry import ComponentConfig, must_divide
@@ -102,14 +100,6 @@ class Blocks(nn.Module):
         for block in self.blocks:
             x = block(x, positions, self.nope)  # [B, T, D]
         return self.ln_f(x)  # [B, T, D]
-
-
-def init_weights(module: nn.Module, n_layers: int) -> None:
-    """The transformer's init: N(0, 0.02) linears, zero biases, residual projections scaled by 1/sqrt(2L)."""
-    module.apply(Transformer._init_weights)
-    for name, p in module.named_parameters():
-        if name.endswith("proj.weight"):
-            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layers))
 
 
 # ----------------------------------------------------------------------------------------------
