@@ -3,11 +3,12 @@
 features = mean over all patches of the encoder's output tokens, on eval split "train" (the probe's fit set)
 and "test" (its score set):
     probe/linear        test accuracy of a linear classifier fit on the frozen train features
-    probe/knn           test accuracy of cosine k-NN (k = knn_k) against the frozen train features
+    probe/knn           test accuracy of cosine k-NN (k = knn_k, features centered on the train mean)
     collapse/std_mean   per-dimension std of the l2-normalized test features, mean over dimensions
                         (healthy ~ 1/sqrt(D), complete collapse -> 0)
     collapse/std_min    ... its minimum over dimensions (a dead dimension -> 0)
     collapse/eff_rank   RankMe effective rank of the test features, in [1, D]
+    collapse/eff_rank_centered   the same after subtracting the mean feature (spread, not the shared offset)
 The probes and monitors themselves are baselines/ssl/probes.py; this module only extracts features.
 """
 

@@ -18,22 +18,21 @@ from harness.spec.models import FigureSpec  # noqa: E402
 
 def curve_data(df: pd.DataFrame, spec: FigureSpec, history: pd.DataFrame | None = None) -> pd.DataFrame:
     """Long format for a figure: hue columns, seed, x, value (see FigureSpec for the three x axes)."""
-    if spec.over is not None:
-        sub = select(history if history is not None else pd.DataFrame(), spec.where)
-        sub = fill_keys(sub, spec.hue) if not sub.empty else sub
-        if sub.empty or not {spec.metric, spec.over} <= set(sub.columns):
-            return pd.DataFrame(columns=[*spec.hue, "seed", "x", "value"])
-        sub = sub.dropna(subset=[spec.metric, spec.over])
-        # seeds log at the same steps but see slightly different x (e.g. packed examples): average x per step
-        x = sub.groupby([*spec.hue, "step"])[spec.over].transform("mean")
-        return sub[[*spec.hue, "seed"]].assign(x=x, value=sub[spec.metric])
-    sub = select(df, spec.where)
+    if spec.x is None and spec.over is None:
+        return long_metric(select(df, spec.where), spec.metric, spec.hue)
+    x_col = spec.over if spec.over is not None else spec.x
+    source = df if spec.over is None else (history if history is not None else pd.DataFrame())
+    sub = select(source, spec.where)
+    if sub.empty or not {x_col, spec.metric} <= set(sub.columns):
+        return pd.DataFrame(columns=[*spec.hue, "seed", "x", "value"])
+    sub = fill_keys(sub, spec.hue)
     if spec.x is not None:
-        sub = fill_keys(sub, spec.hue) if not sub.empty else sub
-        if sub.empty or not {spec.x, spec.metric} <= set(sub.columns):
-            return pd.DataFrame(columns=[*spec.hue, "seed", "x", "value"])
-        return sub[[*spec.hue, "seed", spec.x, spec.metric]].rename(columns={spec.x: "x", spec.metric: "value"}).dropna(subset=["value"])
-    return long_metric(sub, spec.metric, spec.hue)
+        sub = sub.dropna(subset=[spec.metric])
+        x = sub[spec.x]
+    else:  # seeds log at the same steps but see slightly different x (e.g. packed examples): average x per step
+        sub = sub.dropna(subset=[spec.metric, x_col])
+        x = sub.groupby([*spec.hue, "step"])[x_col].transform("mean")
+    return sub[[*spec.hue, "seed"]].assign(x=x, value=sub[spec.metric])
 
 
 def metric_curve(df: pd.DataFrame, spec: FigureSpec, path: Path, history: pd.DataFrame | None = None) -> Path | None:
