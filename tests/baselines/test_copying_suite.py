@@ -19,7 +19,7 @@ def test_copying_smoke_suite_end_to_end(root, tmp_path):
     for r in children:
         assert r.info.status == "FINISHED" and r.data.params["task.name"] == "copy"
         assert {"exact/len_10", "exact/len_20", "token_acc/len_20", "examples_seen"} <= set(r.data.metrics)
-        seen = [m for m in sorted(t.client.get_metric_history(r.info.run_id, "examples_seen"), key=lambda m: m.step)]
+        seen = sorted(t.client.get_metric_history(r.info.run_id, "examples_seen"), key=lambda m: m.step)
         assert [m.step for m in seen] == [4, 8]
         assert 0 < seen[0].value < seen[1].value  # 4 rows per step, >= 1 packed example each
         assert seen[1].value >= 8 * 4
