@@ -7,7 +7,7 @@ OVERRIDES ?=
 WORKERS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help install suite validate expand report test test-fast bench ui clean
+.PHONY: help install suite validate expand tune report test test-fast bench ui install-scale clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -22,6 +22,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the lock file
 
+$(VENV)/.installed-scale: $(VENV)/.installed requirements-scale.lock
+	$(PY) -m pip install -q -r requirements-scale.lock  # ray (exact pin): the optional Ray backend
+	touch $@
+
+install-scale: $(VENV)/.installed-scale ## add the optional Ray backend (--backend ray) to .venv
+
 suite: install ## run a suite: make suite SUITE=name [OVERRIDES="key.path=value ..."] [WORKERS=n]
 	$(VENV)/bin/harness run $(SUITE) $(OVERRIDES) $(if $(WORKERS),--workers $(WORKERS))
 
@@ -30,6 +36,9 @@ validate: install ## validate every suite in suites/
 
 expand: install ## print the runs of a suite: make expand SUITE=name
 	$(VENV)/bin/harness expand $(SUITE) $(OVERRIDES)
+
+tune: install ## run only the tune blocks of a suite (Optuna studies; resumes): make tune SUITE=smoke_tune
+	$(VENV)/bin/harness tune $(SUITE) $(OVERRIDES) $(if $(WORKERS),--workers $(WORKERS))
 
 report: install ## rebuild reports/<suite>/ from the tracking store
 	$(VENV)/bin/harness report $(SUITE) $(OVERRIDES)
@@ -41,11 +50,11 @@ test: install ## all tests CI needs (unit + end-to-end)
 test-fast: install ## unit tests only
 	$(PY) -m pytest -q -m "not slow"
 
-bench: install ## benchmarks (ratios against references measured in the same run)
+bench: install-scale ## benchmarks (ratios against references measured in the same run; backends incl. Ray)
 	$(PY) -m pytest -q -s -m bench --benchmark-enable -p no:cacheprovider benchmarks
 
-ui: install ## MLflow UI on http://127.0.0.1:5000 over ./mlflow.db
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+ui: install ## MLflow UI on http://127.0.0.1:5000 over ./mlflow.db (harness ui; bound to localhost)
+	$(VENV)/bin/harness ui --tracking-uri sqlite:///$(CURDIR)/mlflow.db
 
 clean: ## remove the venv and local run state (keeps mlflow.db)
 	rm -rf $(VENV) .harness .pytest_cache

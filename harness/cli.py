@@ -64,34 +64,100 @@ def cmd_expand(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(loaded, runs, tracker, out_root: Path) -> Path:
-    from harness.report import history_frame, history_metrics, results_frame, write_report
+def _report(loaded, runs, tracker, out_root: Path, overrides=(), sections=()):
+    """Write reports/<suite>/ from the tracking store, log it to the suite's newest parent run, print
+    the claim verdicts (stderr).  Returns (report.md path, claim results).  `sections`: extra tables
+    (harness.report.Section) shown after the figures."""
+    from harness.report import check_claims, collect
+    from harness.track import TrackingError
 
-    exp = tracker.client.get_experiment_by_name(loaded.spec.name)
-    records = tracker.results(exp.experiment_id, [r.run_id for r in runs]) if exp else []
-    keys = history_metrics(loaded.spec)
-    history = history_frame(records, {r.mlflow_id: tracker.history(r.mlflow_id, keys) for r in records}) if keys else None
-    return write_report(loaded.spec, results_frame(records), out_root / loaded.spec.name, len(runs), history)
+    results = collect(loaded.spec, loaded.path, runs, tracker, overrides)
+    out_dir = out_root / loaded.spec.name
+    path = results.write(out_dir, sections)
+    claims = check_claims(loaded.spec.claims, results.frame)
+    for c in claims:
+        print(f"claim {c.status:<11} {c.claim.id}" + (f": {c.measured}" if c.measured else ""), file=sys.stderr)
+    try:
+        print(f"report logged to MLflow: {tracker.log_report(loaded.spec.name, out_dir)}", file=sys.stderr)
+    except TrackingError as e:
+        print(f"warning: report not logged to MLflow: {e}", file=sys.stderr)
+    return path, claims
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.orchestrate import run_suite
+    from harness.orchestrate import Interrupted, run_suite
+    from harness.state import SuiteBusy
     from harness.track import Tracker
+    from harness.backends import BackendUnavailable, check_backend, ray_address
 
-    loaded, runs = _load(args.suite, args.overrides)
+    backend = [f"scheduler.backend={args.backend}"] if args.backend else []  # --backend overrides the suite's
+    loaded, runs = _load(args.suite, [*args.overrides, *backend])
+    try:
+        check_backend(loaded.spec.scheduler.backend, ray_address(loaded.spec.scheduler))
+    except BackendUnavailable as e:
+        where = "--backend" if args.backend and e.key == "scheduler.backend" else str(loaded.path)
+        raise SpecError(Loc(where, 0, e.key), str(e)) from None
     tracker = Tracker(args.tracking_uri)
     console = Console(stderr=True)
     try:
+        runs, sections = _tune(loaded, runs, tracker, args, console)
         out = run_suite(loaded.spec, runs, tracker, workers=args.workers, console=console)
-    except KeyboardInterrupt:
+    except SuiteBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Interrupted for SIGINT/SIGTERM during the suite: 130 / 143
         console.print("[red]interrupted[/]: running workers stopped, their runs marked KILLED")
-        return 130
+        return e.exit_code if isinstance(e, Interrupted) else 130
     console.print(f"finished {len(out.finished)}, diverged {len(out.diverged)}, failed {len(out.failed)}, skipped (already finished) {out.skipped}")
     if not args.no_report:
-        console.print(f"report: {_report(loaded, runs, tracker, Path(args.reports_dir))}")
+        console.print(f"report: {_report(loaded, runs, tracker, Path(args.reports_dir), args.overrides, sections)[0]}")
     if out.failed:
         console.print("[red]failed runs:[/] " + "; ".join(out.failed))
         return 1
+    return 0
+
+
+def _storage(args: argparse.Namespace, tracker) -> str:
+    from harness.tune import default_storage
+
+    return args.storage or default_storage(tracker.uri)
+
+
+def _tune(loaded, runs, tracker, args, console, run_trials: bool = True):
+    """(final runs, report sections): the suite's runs with each tuned cell's best params.  With
+    `run_trials` the studies are run (or resumed) first; without, they are read as they stand."""
+    if not loaded.spec.tune:
+        return runs, []
+    from harness.tune import apply_studies, tune_suite, tuning_section
+
+    storage = _storage(args, tracker)
+    if run_trials:
+        runs, summaries = tune_suite(loaded, runs, tracker, storage, workers=args.workers, console=console)
+    else:
+        runs, summaries = apply_studies(loaded, runs, storage)
+    missing = [f"{s.block}[{s.cell}]" for s in summaries if not s.done]
+    if missing:
+        console.print(f"[yellow]tuning not done[/] in {', '.join(missing)}: those runs keep the suite's values")
+    return runs, [tuning_section(summaries)]
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from harness.orchestrate import Interrupted
+    from harness.state import SuiteBusy
+    from harness.track import Tracker
+
+    loaded, runs = _load(args.suite, args.overrides)
+    if not loaded.spec.tune:
+        raise SpecError(Loc(str(loaded.path), 0, "tune"), "this suite declares no tune blocks")
+    console = Console(stderr=True)
+    try:
+        _tune(loaded, runs, Tracker(args.tracking_uri), args, console)
+    except SuiteBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        console.print("[red]interrupted[/]: running trials stopped and marked FAIL; rerun to resume the studies")
+        return e.exit_code if isinstance(e, Interrupted) else 130
     return 0
 
 
@@ -99,7 +165,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.track import Tracker
 
     loaded, runs = _load(args.suite, args.overrides)
-    print(_report(loaded, runs, Tracker(args.tracking_uri), Path(args.reports_dir)))
+    tracker = Tracker(args.tracking_uri)
+    runs, sections = _tune(loaded, runs, tracker, args, Console(stderr=True), run_trials=False)
+    path, claims = _report(loaded, runs, tracker, Path(args.reports_dir), args.overrides, sections)
+    print(path)
+    failed = [f"{c.claim.id} ({c.status})" for c in claims if c.failed]
+    if args.check and failed:
+        print(f"claims failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -109,19 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="validate suites (all of suites/ by default)")
     v.add_argument("suites", nargs="*")
     v.set_defaults(fn=cmd_validate)
+    from harness.ui import add_parser as add_ui_parser
+
+    add_ui_parser(sub)
     for name, fn, help_ in (("expand", cmd_expand, "print the runs a suite expands to"),
                             ("run", cmd_run, "run a suite (skips finished runs) and write its report"),
+                            ("tune", cmd_tune, "run the suite's tune blocks (Optuna studies; resumes)"),
                             ("report", cmd_report, "write reports/<suite>/ from the tracking store")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
         p.add_argument("overrides", nargs="*", help="key.path=value overrides, re-validated")
         p.set_defaults(fn=fn)
-        if name in ("run", "report"):
+        if name in ("run", "tune", "report"):
             p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///./mlflow.db)")
+            p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: optuna-journal.log next to the MLflow store)")
             p.add_argument("--reports-dir", default=str(REPORTS_DIR))
-        if name == "run":
+        if name == "report":
+            p.add_argument("--check", action="store_true", help="exit 1 when a claim FAILs or has NO DATA (for CI)")
+        if name in ("run", "tune"):
             p.add_argument("--workers", type=int, default=None, help="CPU worker processes (default: cores)")
             p.add_argument("--no-report", action="store_true")
+        if name == "run":
+            p.add_argument("--backend", choices=["local", "ray"], default=None, help="where runs execute (default: the suite's scheduler.backend, else local)")
     return ap
 
 

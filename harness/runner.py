@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import torch
 
-from harness.components import METHODS, MODELS, TASKS, Method, Task
+from harness.components import METHODS, MODELS, TASKS, Method, Movable, Task
 from harness.spec.models import RunConfig, RunSpec
 from harness.track import RunLog
 from harness.train import fit, seed_everything
-from harness.train.callbacks import LogTo
+from harness.train.callbacks import Callback, LogTo
 from harness.train.loop import FitResult
+from harness.train.resume import Checkpointer, TrainState
 
 
 def build(cfg: RunConfig) -> tuple[Task, Method]:
@@ -27,25 +29,58 @@ def pick_device(cfg: RunConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def run_one(spec: RunSpec, log: RunLog, workdir: Path) -> FitResult:
-    cfg = spec.config
+def train_stream(cfg: RunConfig, task: Task, method: Method) -> Iterator[Movable]:
+    """The run's training batches, collated: deterministic given the seed (a resumed run replays it)."""
+    data_gen = torch.Generator().manual_seed(cfg.seed)
+    collate_gen = torch.Generator().manual_seed(cfg.seed + 1)  # mask streams independent of the data stream
+    return (method.collate(b, collate_gen) for b in task.train_batches(cfg.training.batch_size, data_gen))
+
+
+def for_attempt(cfg: RunConfig, attempt: int) -> RunConfig:
+    """The config this attempt trains: an injected fault limited to other attempts is dropped."""
+    fault = cfg.training.fault
+    if fault is None or fault.attempts is None or attempt in fault.attempts:
+        return cfg
+    return cfg.model_copy(update={"training": cfg.training.model_copy(update={"fault": None})})
+
+
+def run_one(
+    spec: RunSpec,
+    log: RunLog,
+    workdir: Path,
+    *,
+    callbacks: Sequence[Callback] = (),
+    attempt: int = 0,
+    resume_file: Path | None = None,
+) -> FitResult:
+    """Train one run.  With `resume_file`, a checkpoint found there is resumed from (the metric history
+    up to it is copied from the attempt that wrote it, tag `resumed_from_step`), `training.checkpoint_every`
+    saves one there, and it is removed once the run is over."""
+    cfg = for_attempt(spec.config, attempt)
     seed_everything(cfg.seed)
     device = pick_device(cfg)
     task, method = build(cfg)
     n_params = sum(p.numel() for p in method.module.parameters())
-    log.log_params(cfg.flat())
+    log.log_params(spec.config.flat())
     log.set_tags({"device": str(device), "n_params": str(n_params)})
     log.log_text(spec.model_dump_json(indent=2), "config.json")
-    data_gen = torch.Generator().manual_seed(cfg.seed)
-    collate_gen = torch.Generator().manual_seed(cfg.seed + 1)  # mask streams independent of the data stream
-    batches = (method.collate(b, collate_gen) for b in task.train_batches(cfg.training.batch_size, data_gen))
+    batches = train_stream(cfg, task, method)
+    resume, checkpointer = None, None
+    if resume_file is not None:
+        if resume_file.exists():
+            resume = TrainState.load(resume_file)
+            log.copy_history(resume.meta["mlflow_id"], resume.step)
+            log.set_tags({"resumed_from_step": str(resume.step)})
+        checkpointer = Checkpointer(resume_file, cfg.training.checkpoint_every, {"mlflow_id": log.id}, before_save=log.flush)
     result = fit(
         method,
         batches,
         cfg,
-        callbacks=[LogTo(log, cfg.training.log_every)],
+        callbacks=[LogTo(log, cfg.training.log_every), *callbacks],
         device=device,
         checkpoint_dir=workdir,
+        checkpointer=checkpointer,
+        resume=resume,
     )
     log.log_metrics({"time/train_seconds": result.seconds, "n_params": float(n_params)}, result.steps)
     log.set_tags({"outcome": result.status})
@@ -53,4 +88,6 @@ def run_one(spec: RunSpec, log: RunLog, workdir: Path) -> FitResult:
         log.log_metrics({"train/diverged_at_step": float(result.steps)}, result.steps)
     if result.checkpoint is not None:
         log.log_artifact(result.checkpoint)
+    if checkpointer is not None:
+        checkpointer.remove()
     return result

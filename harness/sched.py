@@ -1,7 +1,10 @@
 """Local scheduler: a pool of device slots, one subprocess per run.
 
 With CUDA: `slots_per_gpu` slots on each visible GPU, a run pinned by CUDA_VISIBLE_DEVICES.
-Without: N CPU slots (default: the number of cores), each worker limited to one thread."""
+Without: N CPU slots (default: the number of cores), each worker limited to one thread.
+
+Workers run in their own session (Ctrl-C reaches the orchestrator only; it stops them itself) and are
+told the orchestrator's pid (HARNESS_PARENT_PID) so that `harness.worker` dies with it."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
+
+PARENT_PID_ENV = "HARNESS_PARENT_PID"  # the pool's pid, for harness.worker.die_with_parent
 
 
 @dataclass(frozen=True)
@@ -27,9 +32,21 @@ class Slot:
 
 
 def visible_gpus() -> list[int]:
-    import torch
+    """Device ids to hand to workers in CUDA_VISIBLE_DEVICES: the parent's own CUDA_VISIBLE_DEVICES
+    entries when it is set (physical ids such as "2,3" stay 2 and 3; UUID entries are kept as
+    strings), else 0..n-1.  HARNESS_FAKE_GPUS=N (tests only) replaces the CUDA device count."""
+    fake = os.environ.get("HARNESS_FAKE_GPUS")
+    if fake is not None:
+        count = int(fake)
+    else:
+        import torch
 
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return list(range(count))
+    ids = [x.strip() for x in listed.split(",") if x.strip()]
+    return [int(x) if x.isdigit() else x for x in ids][:count]  # type: ignore[misc]
 
 
 def make_slots(workers: int | None, slots_per_gpu: int, gpus: Sequence[int]) -> list[Slot]:
@@ -63,6 +80,7 @@ class LocalPool:
         self.slots = slots
         self.poll_s = poll_s
         self.running: dict[int, Running] = {}
+        self.interrupted: list[Job] = []  # the jobs stopped when the last `run` was interrupted
 
     def run(
         self,
@@ -84,7 +102,7 @@ class LocalPool:
                     with open(job.log_path, "ab") as log:
                         proc = subprocess.Popen(
                             job.argv + extra,
-                            env={**os.environ, **slot.env()},
+                            env={**os.environ, **slot.env(), PARENT_PID_ENV: str(os.getpid())},
                             stdout=log,
                             stderr=subprocess.STDOUT,
                             start_new_session=True,  # Ctrl-C reaches the parent only; it stops workers itself

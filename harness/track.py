@@ -7,23 +7,31 @@ any worker starts (concurrent first use of a sqlite store races on schema creati
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
 from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
+KIND_TAG = "harness.kind"  # "trial": a tuning trial, a child run that is not a result; "tune": the trials' parent
+
+
+def is_trial(run: Any) -> bool:
+    return run.data.tags.get(KIND_TAG) == "trial"
 
 
 def default_uri(cwd: Path | None = None) -> str:
@@ -52,6 +60,20 @@ def environment_tags() -> dict[str, str]:
     }
 
 
+class TrackingError(RuntimeError):
+    """The tracking store refused an operation (e.g. an artifact location that cannot be written)."""
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    """The parent run of one suite invocation."""
+
+    mlflow_id: str
+    name: str
+    start_time: int
+    tags: dict[str, str]
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One finished child run as read back from the store."""
@@ -64,16 +86,30 @@ class RunRecord:
     metrics: dict[str, float]
 
 
+@contextmanager
+def schema_lock(uri: str) -> Iterator[None]:
+    """For a sqlite store, an flock on `<db>.lock` while a client opens it: opening creates or migrates
+    the schema, and two processes opening a new store at once (two suites started together) would both
+    create its tables."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 class Tracker:
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri or default_uri()
-        self.client = MlflowClient(tracking_uri=self.uri)
+        with schema_lock(self.uri):
+            self.client = MlflowClient(tracking_uri=self.uri)
 
     # ------------------------------------------------------------ parent-side
     def setup(self) -> None:
         """Create / migrate the store now, in this (the parent) process."""
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.client.search_experiments(max_results=1)
 
     def experiment(self, name: str) -> str:
@@ -115,12 +151,22 @@ class Tracker:
             if not token:
                 return
 
+    def reap_running(self, exp_id: str) -> list[str]:
+        """Mark KILLED (outcome=orphaned) every run of the experiment still RUNNING: parents, children
+        and trials.  Only an orchestrator holding the suite's lock calls this, so their owner is dead."""
+        reaped = []
+        for r in list(self._search(exp_id, "attributes.status = 'RUNNING'")):
+            self.set_tags(r.info.run_id, {"outcome": "orphaned"})
+            self.terminate(r.info.run_id, "KILLED")
+            reaped.append(r.info.run_name or r.info.run_id)
+        return reaped
+
     def finished(self, exp_id: str) -> dict[str, str]:
-        """run_id (content hash) -> mlflow id of its newest FINISHED child run."""
+        """run_id (content hash) -> mlflow id of its newest FINISHED child run (trials left out)."""
         out: dict[str, tuple[int, str]] = {}
         for r in self._search(exp_id, "attributes.status = 'FINISHED'"):
             rid = r.data.tags.get("run_id")
-            if rid and (rid not in out or r.info.start_time > out[rid][0]):
+            if rid and not is_trial(r) and (rid not in out or r.info.start_time > out[rid][0]):
                 out[rid] = (r.info.start_time, r.info.run_id)
         return {k: v for k, (_, v) in out.items()}
 
@@ -129,12 +175,12 @@ class Tracker:
         return {k: [(m.step, m.value) for m in self.client.get_metric_history(mlflow_id, k)] for k in keys}
 
     def results(self, exp_id: str, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
-        """Newest FINISHED child run per run_id, optionally restricted to `run_ids`."""
+        """Newest FINISHED child run per run_id (trials left out), optionally restricted to `run_ids`."""
         wanted = set(run_ids) if run_ids is not None else None
         best: dict[str, Any] = {}
         for r in self._search(exp_id, "attributes.status = 'FINISHED'"):
             rid = r.data.tags.get("run_id")
-            if not rid or (wanted is not None and rid not in wanted):
+            if not rid or is_trial(r) or (wanted is not None and rid not in wanted):
                 continue
             if rid not in best or r.info.start_time > best[rid].info.start_time:
                 best[rid] = r
@@ -142,6 +188,35 @@ class Tracker:
             RunRecord(r.info.run_id, rid, r.info.status, dict(r.data.params), dict(r.data.tags), dict(r.data.metrics))
             for rid, r in best.items()
         ]
+
+
+    def newest_parent(self, exp_id: str) -> ParentRun | None:
+        """The parent run of the suite's newest invocation: no run_id tag, no parent, not a trial."""
+        parents = [r for r in self._search(exp_id, "") if "run_id" not in r.data.tags and PARENT_TAG not in r.data.tags
+                   and r.data.tags.get(KIND_TAG) not in ("trial", "tune")]
+        if not parents:
+            return None
+        r = max(parents, key=lambda r: r.info.start_time)
+        return ParentRun(r.info.run_id, r.info.run_name or "", r.info.start_time, dict(r.data.tags))
+
+    def log_report(self, suite: str, folder: Path) -> str:
+        """Log the files of `folder` under `report/` of the suite's newest parent run; when the suite's
+        experiment has no parent run, one tagged `harness.kind=report` is created.  Returns the artifact
+        URI.  Raises TrackingError when the experiment does not exist or the artifact store refuses."""
+        exp = self.client.get_experiment_by_name(suite)
+        if exp is None:
+            raise TrackingError(f"no experiment '{suite}' in {self.uri}")
+        parent = self.newest_parent(exp.experiment_id)
+        try:
+            if parent is None:
+                run_id = self.start_parent(exp.experiment_id, f"{suite} report", {"suite": suite, KIND_TAG: "report"})
+                self.terminate(run_id, "FINISHED")
+            else:
+                run_id = parent.mlflow_id
+            self.client.log_artifacts(run_id, str(folder), artifact_path="report")
+            return f"{self.client.get_run(run_id).info.artifact_uri}/report"
+        except (OSError, MlflowException) as e:
+            raise TrackingError(f"logging the report to run {parent.mlflow_id if parent else '(new)'} failed: {e}") from e
 
 
 def _chunks(items: list, n: int) -> Iterable[list]:
@@ -174,9 +249,24 @@ class RunLog:
             self.flush()
 
     def flush(self) -> None:
-        for chunk in _chunks(self._buf, 1000):
+        while self._buf:  # a chunk leaves the buffer once written: a flush cut short resumes where it stopped
+            chunk = self._buf[:1000]
             self.tracker.client.log_batch(self.id, metrics=chunk)
-        self._buf = []
+            del self._buf[: len(chunk)]
+
+    def copy_history(self, source_id: str, upto_step: int) -> int:
+        """Copy every metric point of run `source_id` up to `upto_step` into this run (a resumed attempt
+        takes over the history of the attempt whose checkpoint it resumed).  Returns the point count."""
+        client = self.tracker.client
+        points = [
+            m
+            for key in client.get_run(source_id).data.metrics
+            for m in client.get_metric_history(source_id, key)
+            if m.step <= upto_step
+        ]
+        self._buf += points
+        self.flush()
+        return len(points)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.tracker.log_text(self.id, text, artifact_file)

@@ -1,16 +1,60 @@
-"""Worker process entry: `python -m harness.worker SPEC_JSON --uri URI --mlflow-id ID`.
+"""Worker process entry: `python -m harness.worker SPEC_JSON --uri URI --mlflow-id ID [--attempt N]
+[--checkpoint-dir DIR]`.
 
 The parent created the child run; the worker fills it in and terminates it FINISHED (also for a
-diverged run, tagged outcome=diverged) or FAILED with the traceback as an artifact."""
+diverged run, tagged outcome=diverged) or FAILED with the traceback as an artifact.
+
+A worker never outlives its orchestrator: when the pool names the parent in HARNESS_PARENT_PID, the
+kernel is asked to SIGTERM the worker when that parent dies (Linux prctl PR_SET_PDEATHSIG).  On SIGTERM
+the worker marks its run KILLED (outcome=killed) and exits 143; it never leaves its run RUNNING when it
+has a chance to say otherwise.  With --checkpoint-dir, the run resumes from and saves to
+DIR/<run_id>/resume.pt (see harness.train.resume)."""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import signal
 import sys
 import tempfile
 import traceback
 from pathlib import Path
+
+from harness.sched import PARENT_PID_ENV
+PR_SET_PDEATHSIG = 1
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM reached the worker (a BaseException: no `except Exception` on the way swallows it)."""
+
+
+_TERMINATED: list[int] = []  # the signal, once received
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # recording KILLED runs once; a second SIGTERM must not cut it
+    _TERMINATED.append(signum)
+    raise Terminated(f"signal {signum}")
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Have the kernel SIGTERM this process when its parent dies (Linux; elsewhere a no-op).  False if the
+    parent is already gone (it died before the request was made: the signal will never come)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    return os.getppid() == parent_pid
+
+
+def _record_killed(uri: str, mlflow_id: str) -> None:
+    from harness.track import RunLog
+
+    log = RunLog(uri, mlflow_id)
+    log.set_tags({"outcome": "killed"})
+    log.finish("KILLED")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,8 +62,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("spec", type=Path)
     ap.add_argument("--uri", required=True)
     ap.add_argument("--mlflow-id", required=True)
+    ap.add_argument("--trial", type=Path, default=None, help="TrialRef JSON: report evaluations to an Optuna trial")
+    ap.add_argument("--attempt", type=int, default=0, help="0 for the first try of the run, 1 for the first retry, ...")
+    ap.add_argument("--checkpoint-dir", type=Path, default=None, help="resume checkpoints go to DIR/<run_id>/resume.pt")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        parent = os.environ.get(PARENT_PID_ENV)
+        if parent is not None and not die_with_parent(int(parent)):
+            raise Terminated("the orchestrator died before this worker started")
+        return _work(args)
+    except Terminated:  # before the run's log was open (or while recording another outcome)
+        _record_killed(args.uri, args.mlflow_id)
+        return EXIT_TERMINATED
 
+
+def _killed(log) -> int:
+    log.flush()  # the metrics so far stay with the run
+    log.set_tags({"outcome": "killed"})
+    log.finish("KILLED")
+    return EXIT_TERMINATED
+
+
+def _work(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("HARNESS_THREADS", "1")))
@@ -27,14 +92,30 @@ def main(argv: list[str] | None = None) -> int:
     from harness.runner import run_one
     from harness.spec.models import RunSpec
     from harness.track import RunLog
+    from harness.train.callbacks import StopRun
 
     load_plugins()
     spec = RunSpec.model_validate_json(args.spec.read_text())
     log = RunLog(args.uri, args.mlflow_id)
     try:
+        callbacks = []
+        if args.trial is not None:
+            from harness.tune import ReportToTrial, TrialRef
+
+            callbacks.append(ReportToTrial(TrialRef.read(args.trial)))
         with tempfile.TemporaryDirectory(prefix=f"run-{spec.run_id}-") as tmp:
-            run_one(spec, log, Path(tmp))
+            resume_file = args.checkpoint_dir / spec.run_id / "resume.pt" if args.checkpoint_dir else None
+            run_one(spec, log, Path(tmp), callbacks=callbacks, attempt=args.attempt, resume_file=resume_file)
+    except Terminated:
+        return _killed(log)
+    except StopRun as stop:  # ended early on purpose (a pruned trial): not a failure
+        log.flush()
+        log.set_tags({"outcome": stop.reason, "stopped": str(stop)})
+        log.finish("KILLED")
+        return 0
     except Exception:
+        if _TERMINATED:  # Terminated raised inside library code that turned it into another error (e.g. torch.save)
+            return _killed(log)
         tb = traceback.format_exc()
         sys.stderr.write(tb)
         log.flush()

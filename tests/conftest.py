@@ -17,6 +17,33 @@ def root() -> Path:
     return ROOT
 
 
+TINY_SUITE = """\
+name: t
+defaults:
+  task: {name: arithmetic, op: add, train_digits: [1, 3], test_digits: [3, 4], max_digits: 4, train_size: 64, test_size: 8}
+  model: {name: transformer, d_model: 16, n_layers: 1, n_heads: 2}
+  method: {name: supervised}
+  training: {steps: 5, batch_size: 8}
+"""  # the smallest valid suite (7 lines): tests append to it or replace in it
+
+
+class Recorder:
+    """A loop callback that keeps every (step, scalars) and (step, metrics) it sees."""
+
+    def __init__(self):
+        self.steps, self.evals = [], []
+
+    def on_step(self, step, scalars):
+        self.steps.append((step, scalars))
+
+    def on_eval(self, step, metrics):
+        self.evals.append((step, metrics))
+
+    @property
+    def eval_steps(self):
+        return [step for step, _ in self.evals]
+
+
 class FakeTokenTask:
     """A token task with no data: enough to build sequence models in unit tests."""
 

@@ -124,6 +124,13 @@ class JEPA:
         self.momentum = ema_momentum(step, total_steps, self.cfg.ema_start, self.cfg.ema_end)
         ema_update(self.target, self.encoder, self.momentum)
 
+    def state_dict(self) -> dict[str, float]:
+        """Training state outside `module`, for resume checkpoints (harness.train.resume.Stateful)."""
+        return {"momentum": self.momentum}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.momentum = state["momentum"]
+
     def evaluate(self) -> dict[str, float]:
         metrics = probe_metrics(self.target, self.task, self.splits, self.cfg)
         metrics["ema/momentum"] = self.momentum

@@ -38,6 +38,13 @@ class Supervised:
     def after_step(self, step: int, total_steps: int) -> None:
         pass
 
+    def state_dict(self) -> dict[str, int]:
+        """Training state outside `module`, for resume checkpoints (harness.train.resume.Stateful)."""
+        return {"examples_seen": self.examples_seen}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.examples_seen = state["examples_seen"]
+
     def loss(self, batch: Batch) -> LossOutput:
         device = self._device()
         inputs, targets = batch.inputs.to(device), batch.targets.to(device)  # [B, T] each

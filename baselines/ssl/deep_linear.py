@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -205,6 +205,18 @@ class DeepLinearSSL:
 
     def _flat(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Training state outside `module`, for resume checkpoints (harness.train.resume.Stateful)."""
+        theta = None if self._theta is None else self._theta.cpu()
+        return {"crossed": list(self.crossed), "step_size": self.step_size, "time": self.time,
+                "seen_time": self.seen_time, "products": list(self.products), "theta": theta}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.crossed, self.step_size, self.time = list(state["crossed"]), state["step_size"], state["time"]
+        self.seen_time, self.products = state["seen_time"], list(state["products"])
+        device = next(self.module.parameters()).device
+        self._theta = None if state["theta"] is None else state["theta"].to(device)
 
     def _products(self, wbar: torch.Tensor) -> list[float]:
         """p_i = q_i^T Wbar q_i for every feature i; wbar: [d, d] (detached)."""

@@ -1,4 +1,5 @@
-"""seaborn figures: a metric vs an axis, one line per hue group, error band = std over seeds."""
+"""seaborn figures: a metric vs an axis, one line per hue group, error band = std over seeds; ablation
+heatmaps of a metric's mean over seeds."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from harness.report.frame import fill_keys, long_metric, select  # noqa: E402
-from harness.spec.models import FigureSpec  # noqa: E402
+from harness.report.frame import fill_keys, long_format, long_metric, select  # noqa: E402
+from harness.spec.models import FigureSpec, HeatmapSpec  # noqa: E402
 
 
 def curve_data(df: pd.DataFrame, spec: FigureSpec, history: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -52,6 +53,32 @@ def metric_curve(df: pd.DataFrame, spec: FigureSpec, path: Path, history: pd.Dat
         ax.set_ylim(-0.03, 1.03)
     ax.legend(title=" / ".join(h.split(".")[-1] for h in spec.hue), fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def heatmap_data(df: pd.DataFrame, spec: HeatmapSpec) -> pd.DataFrame:
+    """rows x columns of the metric's mean over the runs (seeds) of each cell."""
+    long = long_format(select(df, spec.where), spec.metric, [spec.rows], spec.columns)
+    if long.empty:
+        return pd.DataFrame()
+    return long.groupby([spec.rows, "x"])["value"].mean().unstack("x")
+
+
+def metric_heatmap(df: pd.DataFrame, spec: HeatmapSpec, path: Path) -> Path | None:
+    grid = heatmap_data(df, spec)
+    if grid.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(2.4 + 0.9 * grid.shape[1], 1.6 + 0.5 * grid.shape[0]), dpi=120)
+    rate = bool(((grid >= 0) & (grid <= 1)).all().all())  # a rate: the same colours for the same value in every report
+    sns.heatmap(grid.astype(float), annot=True, fmt=f".{spec.decimals}f", cmap="viridis" if spec.higher_is_better else "viridis_r",
+                vmin=0 if rate else None, vmax=1 if rate else None, cbar_kws={"label": spec.value_label or spec.metric}, linewidths=0.5, ax=ax)
+    ax.set(xlabel=spec.x_label or spec.columns or "", ylabel=spec.y_label or spec.rows)
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title(textwrap.fill(spec.title, 60), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -78,11 +78,29 @@ def fill_keys(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out
 
 
+def _ids(df: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Identifier columns of a long frame: the keys, the seed and (when known) the run."""
+    return list(dict.fromkeys([*keys, "seed", *(["run_id"] if "run_id" in df.columns else [])]))
+
+
 def long_metric(df: pd.DataFrame, prefix: str, keys: list[str]) -> pd.DataFrame:
     """Long format: keys..., seed, x (column label), value."""
     cols = metric_columns(df, prefix)
     if not cols or df.empty:
         return pd.DataFrame(columns=[*keys, "seed", "x", "value"])
-    long = fill_keys(df, keys)[[*keys, "seed", *cols]].melt(id_vars=[*keys, "seed"], value_vars=list(cols), var_name="metric", value_name="value")
+    ids = _ids(df, keys)
+    long = fill_keys(df, keys)[[*ids, *cols]].melt(id_vars=ids, value_vars=list(cols), var_name="metric", value_name="value")
     long["x"] = long["metric"].map(cols)
     return long.drop(columns="metric").dropna(subset=["value"])
+
+
+def long_format(df: pd.DataFrame, metric: str, keys: list[str], axis: str | None = None) -> pd.DataFrame:
+    """keys..., seed, x, value: x is the metric-name suffix (`metric` a prefix) or, with `axis`, that
+    config path's value (`metric` one metric name)."""
+    if axis is None:
+        return long_metric(df, metric, keys)
+    if df.empty or metric not in df.columns or axis not in df.columns:
+        return pd.DataFrame(columns=[*keys, "seed", "x", "value"])
+    sub = fill_keys(df, keys).dropna(subset=[metric])
+    ids = _ids(sub, keys)
+    return sub[ids].assign(x=sub[axis], value=sub[metric])

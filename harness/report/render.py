@@ -1,16 +1,25 @@
-"""Write reports/<suite>/report.md (+ figures) from the results DataFrame."""
+"""Write reports/<suite>/: report.md, report.html (self-contained), tables.tex (booktabs) and the figures
+(PNG).  Everything is rendered into a temporary folder first; only a complete report replaces the files."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
-from harness.report.figures import metric_curve
+from harness.report.claims import ClaimResult, check_claims
+from harness.report.document import Block, Document, Figure, Section, Text
+from harness.report.figures import metric_curve, metric_heatmap
+from harness.report.html import render_html
+from harness.report.latex import render_tex
 from harness.report.tables import metric_table
 from harness.spec.models import SuiteSpec
+
+FILES = ("report.md", "report.html", "tables.tex")
 
 
 def history_metrics(spec: SuiteSpec) -> list[str]:
@@ -19,30 +28,67 @@ def history_metrics(spec: SuiteSpec) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def write_report(spec: SuiteSpec, df: pd.DataFrame, out_dir: Path, n_expected: int, history: pd.DataFrame | None = None) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {spec.name}", "", spec.description.strip(), ""]
-    lines += [f"Runs with results: {len(df)} of {n_expected} expected.", ""]
+def _paper_value(v: float | str | None) -> str:
+    if v is None:
+        return ""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def claims_section(results: list[ClaimResult]) -> Section:
+    rows = [[r.claim.id, r.claim.text.strip(), r.claim.source, _paper_value(r.claim.paper_value),
+             r.check or "–", r.measured or "–", r.status] for r in results]
+    n = {s: sum(r.status == s for r in results) for s in ("PASS", "FAIL", "NO DATA", "not checked")}
+    note = ", ".join(f"{v} {k}" for k, v in n.items() if v) + ". `harness report SUITE --check` exits 1 on FAIL or NO DATA."
+    return Section("Claims", ["id", "claim", "source", "paper value", "check", "measured", "result"], rows, note=note)
+
+
+def build_document(spec: SuiteSpec, df: pd.DataFrame, fig_dir: Path, n_expected: int, history: pd.DataFrame | None = None,
+                   sections: Sequence[Section] = (), provenance: Sequence[Section | Text] = ()) -> Document:
+    intro = [spec.description.strip(), f"Runs with results: {len(df)} of {n_expected} expected."]
     if "outcome" in df.columns and (df["outcome"] == "diverged").any():
-        lines += [f"Diverged runs: {int((df['outcome'] == 'diverged').sum())}.", ""]
-    for t in spec.report.tables:
-        table = metric_table(df, t)
-        lines += [f"## {t.title}", "", table.markdown() if table.rows else "_no results yet_", ""]
-    for f in spec.report.figures:
-        png = metric_curve(df, f, out_dir / f.file, history)
-        lines += [f"## {f.title}", "", f"![{f.title}]({f.file})" if png else "_no results yet_", ""]
+        intro.append(f"Diverged runs: {int((df['outcome'] == 'diverged').sum())}.")
+    blocks: list[Block] = []
     if spec.claims:
-        lines += ["## Claims (from the paper; checked automatically once the claims checker lands)", ""]
-        lines += [f"- **{c.id}** — {c.text}" + (f" _(source: {c.source})_" if c.source else "") for c in spec.claims]
-        lines.append("")
-    path = out_dir / "report.md"
-    _atomic_write(path, "\n".join(lines))
-    return path
+        blocks.append(claims_section(check_claims(spec.claims, df)))
+    blocks += [metric_table(df, t).section() for t in spec.report.tables]
+    blocks += [Figure(f.title, metric_curve(df, f, fig_dir / f.file, history)) for f in spec.report.figures]
+    blocks += [Figure(h.title, metric_heatmap(df, h, fig_dir / h.file)) for h in spec.report.heatmaps]
+    blocks += [*sections, *provenance]
+    return Document(spec.name, [p for p in intro if p], blocks)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+def render_md(doc: Document) -> str:
+    lines = [f"# {doc.title}", ""]
+    for p in doc.intro:
+        lines += [p, ""]
+    for b in doc.blocks:
+        lines += [f"## {b.title}", ""]
+        if isinstance(b, Section):
+            lines += [b.markdown() if b.rows else "_no results yet_", ""]
+            lines += [b.note, ""] if b.note else []
+        elif isinstance(b, Figure):
+            lines += [f"![{b.title}]({b.path.name})" if b.path else "_no results yet_", ""]
+        else:
+            for p in b.lines:
+                lines += [p, ""]
+            lines += ["```", *b.code, "```", ""] if b.code else []
+    return "\n".join(lines)
+
+
+def write_report(spec: SuiteSpec, df: pd.DataFrame, out_dir: Path, n_expected: int, history: pd.DataFrame | None = None,
+                 sections: Sequence[Section] = (), provenance: Sequence[Section | Text] = ()) -> Path:
+    """Write the report of `spec` and return the path of report.md.  `sections` are extra tables (e.g.
+    tuning results) shown after the figures; `provenance` is the reproducibility block (repro.py)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
+    try:
+        doc = build_document(spec, df, tmp, n_expected, history, sections, provenance)
+        (tmp / "report.md").write_text(render_md(doc))
+        (tmp / "report.html").write_text(render_html(doc))
+        (tmp / "tables.tex").write_text(render_tex(doc))
+        for f in sorted(tmp.iterdir()):  # all rendered: move each file into place (os.replace is atomic)
+            os.chmod(f, 0o644)
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(tmp)
+    return out_dir / "report.md"

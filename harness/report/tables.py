@@ -1,4 +1,4 @@
-"""Paper-style tables: rows x columns, cell = mean ± std over seeds, best in bold."""
+"""Paper-style tables: rows x columns, cell = mean ± std over seeds, best in bold, a seeds column."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.report.frame import long_metric, select
+from harness.report.document import Section
+from harness.report.frame import long_format, select
 from harness.spec.models import TableSpec
 
 
@@ -15,22 +16,28 @@ from harness.spec.models import TableSpec
 class Table:
     title: str
     header: list[str]
-    rows: list[list[str]]
+    cells: list[list[str]]  # plain text
+    bold: list[list[bool]]  # best of its column
     mean: pd.DataFrame  # rows x columns, numeric
     std: pd.DataFrame
     seeds: pd.Series
 
+    @property
+    def rows(self) -> list[list[str]]:
+        """Cells with the best ones in Markdown bold."""
+        return [[f"**{c}**" if b else c for c, b in zip(row, bold)] for row, bold in zip(self.cells, self.bold)]
+
+    def section(self, note: str = "") -> Section:
+        return Section(self.title, self.header, self.cells, note=note, bold=self.bold)
+
     def markdown(self) -> str:
-        lines = ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
-        return "\n".join(lines)
+        return self.section().markdown()
 
 
-def _fmt(mean: float, std: float, bold: bool, decimals: int = 2) -> str:
+def _fmt(mean: float, std: float, decimals: int = 2) -> str:
     if math.isnan(mean):
         return "–"
-    cell = f"{mean:.{decimals}f}" if math.isnan(std) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
-    return f"**{cell}**" if bold else cell
+    return f"{mean:.{decimals}f}" if math.isnan(std) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def _key(value: object) -> str:
@@ -39,20 +46,20 @@ def _key(value: object) -> str:
 
 
 def metric_table(df: pd.DataFrame, spec: TableSpec) -> Table:
-    sub = select(df, spec.where)
-    long = long_metric(sub, spec.metric, spec.rows)
+    long = long_format(select(df, spec.where), spec.metric, spec.rows, spec.columns)
     if long.empty:
-        return Table(spec.title, [*spec.rows, "seeds"], [], pd.DataFrame(), pd.DataFrame(), pd.Series(dtype=int))
+        return Table(spec.title, [*spec.rows, "seeds"], [], [], pd.DataFrame(), pd.DataFrame(), pd.Series(dtype=int))
     grouped = long.groupby([*spec.rows, "x"])["value"]
     mean = grouped.mean().unstack("x")
     std = grouped.std(ddof=1).unstack("x")
     seeds = long.groupby(spec.rows)["seed"].nunique()
     best = mean.max() if spec.higher_is_better else mean.min()
     tied = (mean.nunique() <= 1) & (mean.count() > 1)  # no bold when every row has the same value
-    header = [*spec.rows, "seeds", *[f"{spec.column_label} {c}" for c in mean.columns]]
-    rows = []
+    label = f"{spec.column_label} " if spec.column_label else ""
+    header = [*spec.rows, "seeds", *[f"{label}{_key(c)}" for c in mean.columns]]
+    cells, bold = [], []
     for idx in mean.index:
         key = idx if isinstance(idx, tuple) else (idx,)
-        cells = [_fmt(mean.at[idx, c], std.at[idx, c], bool(mean.at[idx, c] == best[c]) and not tied[c], spec.decimals) for c in mean.columns]
-        rows.append([*map(_key, key), str(int(seeds.loc[idx])), *cells])
-    return Table(spec.title, header, rows, mean, std, seeds)
+        cells.append([*map(_key, key), str(int(seeds.loc[idx])), *[_fmt(mean.at[idx, c], std.at[idx, c], spec.decimals) for c in mean.columns]])
+        bold.append([False] * (len(key) + 1) + [bool(mean.at[idx, c] == best[c]) and not tied[c] for c in mean.columns])
+    return Table(spec.title, header, cells, bold, mean, std, seeds)

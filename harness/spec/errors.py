@@ -25,4 +25,5 @@ class SpecError(ValueError):
     def __init__(self, loc: Loc, message: str) -> None:
         self.loc = loc
         self.message = " ".join(message.split())  # always one line
-        super().__init__(f"{loc}: {loc.key or '<root>'}: {self.message}")
+        # a key or file name may hold line breaks too (`"a\nb": 1`): the message stays one line
+        super().__init__(" ".join(f"{loc}: {loc.key or '<root>'}: {self.message}".splitlines()))

@@ -25,6 +25,7 @@ from harness.spec.errors import SpecError
 from harness.spec.load import LoadedSuite, Locator, validation_error
 from harness.spec.models import COMPONENT_KEYS, RunConfig, RunSpec
 from harness.spec.tree import matches, merge, set_path
+from harness.spec.tune import check_block
 from harness.spec.yamlio import KeyPath
 
 
@@ -144,4 +145,14 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
         add(resolve(spec.defaults, p), p, ("defaults",), "")
     for name, diff in spec.ablations.items():
         add(merge(spec.defaults, diff), Point(), ("ablations", name), name)
+    check_tune(loaded, runs)
     return runs
+
+
+def check_tune(loaded: LoadedSuite, runs: list[RunSpec]) -> None:
+    names: set[str] = set()
+    for i, block in enumerate(loaded.spec.tune):
+        if block.name in names:
+            raise SpecError(loaded.locator.find(("tune", i, "name")), f"duplicate tune block name '{block.name}'")
+        names.add(block.name)
+        check_block(block, i, runs, loaded.spec.seeds, loaded.locator)

@@ -3,20 +3,20 @@ of every key kept so that any later error can name file:line and key path."""
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from harness.registry import did_you_mean
 from harness.spec.errors import Loc, SpecError
-from harness.spec.models import CONFIG_KEYS, SuiteSpec
+from harness.spec.models import CONFIG_KEYS, Label, RunConfig, SuiteSpec
 from harness.spec.tree import merge
-from harness.spec.yamlio import KeyPath, format_path, load_yaml
+from harness.spec.yamlio import KeyPath, format_path, load_yaml, parse_yaml
 
 UNIONS = (typing.Union, types.UnionType, typing.Annotated)
 AXIS_SECTIONS = ("grid", "zip")  # their keys are dotted config paths, kept whole
@@ -85,10 +85,14 @@ def _read(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], Locator]:
         return data, loc
     if not isinstance(inc, str):
         raise SpecError(loc.find(("include",)), "expected a file name (string)")
-    base_path = (path.parent / inc).resolve()
+    try:
+        base_path = (path.parent / inc).resolve()
+        found = base_path.is_file()  # a directory is no suite either
+    except (OSError, ValueError) as e:  # a NUL byte or an over-long name
+        raise SpecError(loc.find(("include",)), f"bad include file name {inc!r}: {getattr(e, 'strerror', None) or e}") from None
     if base_path in seen:
         raise SpecError(loc.find(("include",)), f"include cycle through {base_path.name}")
-    if not base_path.exists():
+    if not found:
         raise SpecError(loc.find(("include",)), f"included file not found: {inc}")
     base, base_loc = _read(base_path, seen + (base_path,))
     merged = merge(base, {k: v for k, v in data.items() if k != "include"})
@@ -102,34 +106,47 @@ def parse_override(text: str) -> tuple[KeyPath, Any]:
     if "=" not in text:
         raise SpecError(where, "an override is key.path=value")
     key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise SpecError(where, f"cannot parse value {raw!r} as YAML") from None
+    try:  # the same plain-YAML rules as a suite file: no tags, no recursive aliases, no alias bombs
+        value = parse_yaml(raw, "<override>")[0] if raw.strip() else None
+    except SpecError as e:
+        raise SpecError(where, f"cannot parse value {raw!r}: {e.message}") from None
     parts = key.strip().split(".")
     if not all(parts):
         raise SpecError(where, f"bad key path {key!r}")
+    if parts[0] == "include":
+        raise SpecError(where, "'include' is read from the suite file; it cannot be overridden")
     if parts[0] in AXIS_SECTIONS and len(parts) > 1:
         return (parts[0], ".".join(parts[1:])), value
     if parts[0] == "ablations" and len(parts) > 2:
         return (parts[0], parts[1], *parts[2:]), value
-    return tuple(int(p) if p.isdigit() else p for p in parts), value
+    return tuple(int(p) if re.fullmatch("[0-9]+", p) else p for p in parts), value
+
+
+def _index(node: list[Any], part: Any, at: KeyPath, where: Loc) -> int:
+    if isinstance(part, int) and part < len(node):
+        return part
+    raise SpecError(where, f"{format_path(at)} is a list of {len(node)}: {part!r} is not an index in it")
 
 
 def apply_override(data: dict[str, Any], loc: Locator, path: KeyPath, value: Any, text: str) -> None:
+    where = Loc("<override>", 0, text)
     node: Any = data
     for i, part in enumerate(path[:-1]):
-        if isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
+        if isinstance(node, list):
+            node = node[_index(node, part, path[:i], where)]
             continue
         if not isinstance(node, dict):
-            raise SpecError(Loc("<override>", 0, text), f"{format_path(path[: i + 1])} is not a mapping")
-        if not isinstance(node.get(part), dict):
+            raise SpecError(where, f"{format_path(path[: i + 1])} is not a mapping")
+        if not isinstance(node.get(part), (dict, list)):
             node[part] = {}
+            loc.locs[path[: i + 1]] = where  # made by the override: its errors name the override
         node = node[part]
-    if not isinstance(node, (dict, list)):
-        raise SpecError(Loc("<override>", 0, text), "cannot set a key inside a scalar")
-    node[path[-1]] = merge(node.get(path[-1]) if isinstance(node, dict) else None, value)
+    if isinstance(node, list):
+        node[_index(node, path[-1], path[:-1], where)] = merge(None, value)
+    elif isinstance(node, dict):
+        node[path[-1]] = merge(node.get(path[-1]), value)
+    else:
+        raise SpecError(where, "cannot set a key inside a scalar")
     loc.locs = {p: l for p, l in loc.locs.items() if p[: len(path)] != path}
     loc.locs[path] = Loc("<override>", 0, text)
 
@@ -173,6 +190,29 @@ def validation_error(err: ValidationError, model: type[BaseModel], locate, prefi
     return SpecError(locate(path), msg)
 
 
+SCALAR_KEYS = tuple(k for k, f in RunConfig.model_fields.items() if not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)))
+
+
+LABEL = TypeAdapter(Label)  # what RunSpec.labels holds per axis
+
+
+def _is_label(v: Any) -> bool:
+    try:
+        LABEL.validate_python(v, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+def _check_head(key: str, where: KeyPath, loc: Locator, what: str = "axis") -> None:
+    """`key` is a dotted config path: it starts with a config key, and goes no deeper than a scalar one."""
+    head = key.split(".")[0]
+    if head not in CONFIG_KEYS:
+        raise SpecError(loc.find(where), f"{what} must start with one of {', '.join(CONFIG_KEYS)}{did_you_mean(head, list(CONFIG_KEYS))}")
+    if head in SCALAR_KEYS and key != head:
+        raise SpecError(loc.find(where), f"'{head}' is a single value: write '{head}', not '{key}'")
+
+
 def _check_axes(spec: SuiteSpec, loc: Locator) -> None:
     lengths = {len(v) for v in spec.zip.values()}
     if len(lengths) > 1:
@@ -180,13 +220,17 @@ def _check_axes(spec: SuiteSpec, loc: Locator) -> None:
     seen: dict[str, KeyPath] = {}
     sections: list[tuple[KeyPath, dict[str, list]]] = [(("grid",), spec.grid), (("zip",), spec.zip)]
     sections += [(("when", i, "grid"), b.grid) for i, b in enumerate(spec.when)]
+    for i, b in enumerate(spec.when):
+        for key in b.set:
+            _check_head(key, ("when", i, "set", key), loc, "a set key")
     for where, axes in sections:
         for axis, values in axes.items():
-            head = axis.split(".")[0]
-            if head not in CONFIG_KEYS:
-                raise SpecError(loc.find(where + (axis,)), f"axis must start with one of {', '.join(CONFIG_KEYS)}{did_you_mean(head, list(CONFIG_KEYS))}")
+            _check_head(axis, where + (axis,), loc)
             if not values:
                 raise SpecError(loc.find(where + (axis,)), "empty axis: give at least one value")
+            for j, v in enumerate(values):  # each value labels its runs (RunSpec.labels)
+                if not _is_label(v):
+                    raise SpecError(loc.find(where + (axis, j)), "an axis value must be a scalar or a list of scalars (set mappings in `defaults`, `when.set` or an ablation)")
             if axis in seen and where[0] != "when":
                 raise SpecError(loc.find(where + (axis,)), f"duplicate axis '{axis}' (also in {format_path(seen[axis])})")
             seen[axis] = where
@@ -194,7 +238,12 @@ def _check_axes(spec: SuiteSpec, loc: Locator) -> None:
 
 def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
     path = Path(path)
-    data, loc = _read(path.resolve(), (path.resolve(),))
+    try:
+        data, loc = _read(path.resolve(), (path.resolve(),))
+    except SpecError as e:  # the file's own errors name it as the user gave it
+        if e.loc.file != str(path.resolve()):
+            raise
+        raise SpecError(Loc(str(path), e.loc.line, e.loc.key), e.message) from None
     # report paths as the user gave them
     loc.locs = {p: Loc(str(path) if l.file == str(path.resolve()) else l.file, l.line, l.key) for p, l in loc.locs.items()}
     loc.root = Loc(str(path), 1, "")

@@ -10,12 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validat
 
 from harness.registry import ComponentConfig
 
-Scalar = Union[str, int, float, bool, None]
-Label = Union[Scalar, list[Scalar]]  # the value of an axis for one run (an axis may range over lists, e.g. [lo, hi])
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from harness.spec.base import Label, Scalar, Strict  # noqa: E402  (re-exported)
+from harness.spec.tune_models import TuneSpec  # noqa: E402
+from harness.spec.claim_models import ClaimSpec, Claims  # noqa: E402,F401  (re-exported)
+from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: E402,F401  (re-exported)
 
 
 # ---------------------------------------------------------------- one run's resolved config
@@ -31,11 +29,13 @@ class OptimizerConfig(Strict):
 
 
 class FaultConfig(Strict):
-    """Fault injection for testing the orchestrator: at `at_step`, raise an exception, make the
-    loss NaN, or kill the worker process outright."""
+    """Test-only fault injection (the tests of the orchestrator's fault tolerance): at `at_step`,
+    raise an exception, make the loss NaN, exit the worker (code 3) or SIGKILL it, on the attempts
+    listed in `attempts` (0 = first try; null = every attempt)."""
 
-    kind: Literal["raise", "nan", "exit"]
+    kind: Literal["raise", "nan", "exit", "kill"]
     at_step: int = Field(1, ge=1)
+    attempts: Optional[list[int]] = Field(None, description="attempts the fault fires on; null = all")
 
 
 class TrainingConfig(Strict):
@@ -46,6 +46,9 @@ class TrainingConfig(Strict):
     checkpoint: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     fault: Optional[FaultConfig] = None
+    checkpoint_every: Optional[int] = Field(
+        None, ge=1, description="steps between resume checkpoints (a retried or rerun attempt resumes); null = none"
+    )
 
 
 class EvaluationConfig(Strict):
@@ -53,6 +56,9 @@ class EvaluationConfig(Strict):
 
 
 COMPONENT_FIELDS = ("task", "model", "method")
+# Operational settings left out of the run_id: resuming from a checkpoint is bit-identical to an
+# uninterrupted run, so turning checkpoints on for a finished suite retrains nothing.
+NOT_HASHED = (("training", "checkpoint_every"),)
 
 
 class RunConfig(Strict):
@@ -79,7 +85,11 @@ class RunConfig(Strict):
         return value
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Sorted-key JSON of the config without NOT_HASHED settings (they never change a result)."""
+        data = self.model_dump(mode="json")
+        for section, key in NOT_HASHED:
+            data[section].pop(key)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
@@ -112,6 +122,7 @@ class RunSpec(Strict):
     config: RunConfig
     labels: dict[str, Label] = Field(default_factory=dict, description="axis path -> value for this run")
     ablation: str = ""
+    tuned: dict[str, Scalar] = Field(default_factory=dict, description="config path -> value set by a tune block")
 
     @classmethod
     def create(cls, suite: str, config: RunConfig, labels: dict[str, Label], ablation: str = "") -> "RunSpec":
@@ -141,54 +152,8 @@ class SchedulerSpec(Strict):
     workers: Optional[int] = Field(None, ge=1, description="CPU worker processes; null = number of cores")
     slots_per_gpu: int = Field(1, ge=1)
     max_retries: int = Field(0, ge=0)
-
-
-class TableSpec(Strict):
-    title: str
-    metric: str = Field(description="metric family prefix, e.g. 'exact/len_'; the rest of the name is the column")
-    rows: list[str] = Field(min_length=1, description="config paths (or 'ablation') that label a row")
-    where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict)
-    column_label: str = "length"
-    higher_is_better: bool = True
-    decimals: int = Field(default=2, ge=0, le=8)
-
-
-class FigureSpec(Strict):
-    """A metric plotted against one of three x axes, one line per `hue` group, band = std over seeds:
-    the metric-name suffix (default: `metric` is a prefix such as 'exact/len_'), a config path (`x`),
-    or another metric logged along training (`over`, e.g. examples_seen: curves from metric histories)."""
-
-    title: str
-    metric: str
-    hue: list[str] = Field(min_length=1)
-    where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict)
-    x: Optional[str] = Field(default=None, description="config path for the x axis; `metric` is then one metric name")
-    over: Optional[str] = Field(default=None, description="metric logged at the same steps as `metric`; plots the history")
-    log_x: bool = False
-    x_label: str = "length"
-    y_label: str = "accuracy"
-    file: str = Field(pattern=r"^[A-Za-z0-9_.-]+\.png$")
-
-    @model_validator(mode="after")
-    def _one_x(self) -> "FigureSpec":
-        if self.x is not None and self.over is not None:
-            raise ValueError("give at most one of 'x' (a config path) and 'over' (a logged metric)")
-        return self
-
-
-class ReportSpec(Strict):
-    tables: list[TableSpec] = Field(default_factory=list)
-    figures: list[FigureSpec] = Field(default_factory=list)
-
-
-class ClaimSpec(Strict):
-    """A claim of the paper, checked on the results by the report (checks come with the report issue)."""
-
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    text: str
-    source: str = ""
-    paper_value: Optional[Union[float, str]] = None
-    check: dict[str, Any] = Field(default_factory=dict)
+    backend: Literal["local", "ray"] = Field("local", description="local subprocesses, or one Ray task per run")
+    ray_address: Optional[str] = Field(None, description="address of a running Ray cluster (e.g. 'auto'); null = start a local one")
 
 
 class SuiteSpec(Strict):
@@ -202,7 +167,8 @@ class SuiteSpec(Strict):
     exclude: list[dict[str, Union[Scalar, list[Scalar]]]] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     ablations: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    claims: list[ClaimSpec] = Field(default_factory=list)
+    claims: Claims = Field(default_factory=list)
+    tune: list[TuneSpec] = Field(default_factory=list, description="hyper-parameter searches run before the final runs")
     scheduler: SchedulerSpec = SchedulerSpec()
     report: ReportSpec = ReportSpec()
 

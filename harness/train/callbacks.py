@@ -6,6 +6,13 @@ import math
 from typing import Protocol
 
 
+class StopRun(Exception):
+    """A callback ends the run early and on purpose (e.g. a pruned tuning trial) by raising a
+    subclass; the worker records `outcome=<reason>` and terminates the run KILLED, not FAILED."""
+
+    reason = "stopped"
+
+
 class Callback(Protocol):
     def on_step(self, step: int, scalars: dict[str, float]) -> None: ...
 

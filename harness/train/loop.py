@@ -1,11 +1,12 @@
 """The one training loop.  A method plugs in through `loss(batch)` and `evaluate()`; everything
-else (optimizer, schedule, clipping, evaluation cadence, NaN guard, checkpoint, seeding) is here."""
+else (optimizer, schedule, clipping, evaluation cadence, NaN guard, checkpoints, resume, seeding) is here."""
 
 from __future__ import annotations
 
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from harness.components import Method, Movable
 from harness.spec.models import RunConfig
 from harness.train.callbacks import Callback, EvalEvery
 from harness.train.optim import build_optimizer, build_schedule
+from harness.train.resume import Checkpointer, TrainState
 
 
 class InjectedFault(RuntimeError):
@@ -46,7 +48,11 @@ def fit(
     callbacks: Sequence[Callback] = (),
     device: torch.device = torch.device("cpu"),
     checkpoint_dir: Path | None = None,
+    checkpointer: Checkpointer | None = None,
+    resume: TrainState | None = None,
 ) -> FitResult:
+    """Train for `cfg.training.steps` steps.  `checkpointer` saves resume checkpoints periodically;
+    `resume` (a loaded one) continues a run after the step it was taken at, bit-identically."""
     t0 = time.perf_counter()
     tcfg = cfg.training
     module = method.module.to(device)
@@ -57,8 +63,8 @@ def fit(
     params = [p for p in module.parameters() if p.requires_grad]
     status: Literal["finished", "diverged"] = "finished"
     metrics: dict[str, float] = {}
-    step = 0
-    for step in range(1, tcfg.steps + 1):
+    step = 0 if resume is None else resume.restore(method, module, opt, sched, batches)
+    for step in range(step + 1, tcfg.steps + 1):
         out = method.loss(next(batches).to(device))
         loss = out.loss
         if tcfg.fault is not None and step == tcfg.fault.at_step:
@@ -66,6 +72,8 @@ def fit(
                 raise InjectedFault(f"injected fault at step {step}")
             if tcfg.fault.kind == "exit":
                 os._exit(3)
+            if tcfg.fault.kind == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             loss = loss * float("nan")
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
@@ -87,6 +95,8 @@ def fit(
             metrics = method.evaluate()
             for cb in callbacks:
                 cb.on_eval(step, metrics)
+        if checkpointer is not None and checkpointer.due(step, tcfg.steps):
+            checkpointer.save(step, method, module, opt, sched)
     metrics = method.evaluate()
     for cb in callbacks:
         cb.on_eval(step, metrics)

@@ -1,10 +1,15 @@
-"""Report tables from a results DataFrame: mean ± std over seeds, best in bold, filters."""
+"""Reports from a results DataFrame: tables (mean ± std over seeds, best in bold, filters), figures and
+heatmaps, report.md / report.html / tables.tex, atomic writes, and `harness report --check` on a store."""
+
+import re
 
 import pandas as pd
+import pytest
 
+from harness.report import Section, write_report
 from harness.report.frame import parse_param, results_frame
 from harness.report.tables import metric_table
-from harness.spec.models import TableSpec
+from harness.spec.models import SuiteSpec, TableSpec
 from harness.track import RunRecord
 
 
@@ -64,7 +69,6 @@ def test_figure_over_a_logged_metric_uses_histories_and_averages_x_per_step(tmp_
 
 
 def test_figure_over_a_config_axis_and_spec_rejects_two_x_axes():
-    import pytest
     from pydantic import ValidationError
 
     from harness.report.figures import curve_data
@@ -95,3 +99,156 @@ def test_integer_valued_float_keys_print_as_ints_and_decimals_are_configurable()
     b = RunRecord("m2", "r2", "FINISHED", {"seed": "0"}, {}, {"m/x": 0.5})  # no `k`: the column becomes float
     t = metric_table(results_frame([a, b]), TableSpec(title="t", metric="m/", rows=["k"], decimals=4, column_label=""))
     assert [r[0] for r in t.rows] == ["4", "–"] and t.rows[0][2] == "0.0012"
+
+
+# ---------------------------------------------------------------- report files: md, html, tex, figures
+
+def small_suite(**report) -> SuiteSpec:
+    return SuiteSpec.model_validate({
+        "name": "small", "description": "a & b_c", "defaults": {},
+        "report": {"tables": [{"title": "Exact % by length", "metric": "exact/len_", "rows": ["model.pos_emb"]}],
+                   "figures": [{"title": "F", "metric": "exact/len_", "hue": ["model.pos_emb"], "file": "f.png"}],
+                   "heatmaps": [{"title": "H", "metric": "exact/len_", "rows": "model.pos_emb", "file": "h.png"}], **report},
+        "claims": [{"id": "rel_wins", "text": "rel_k beats abs at 10", "source": "T1", "paper_value": 15,
+                    "check": {"kind": "beats", "metric": "exact/len_10", "a": {"where": {"model.pos_emb": "rel_k"}},
+                              "b": {"where": {"model.pos_emb": "abs"}}}},
+                   {"id": "loose", "text": "no check here"}],
+    })
+
+
+def frame():
+    return results_frame([rec("abs", 0, "add", {5: 1.0, 10: 0.0}), rec("abs", 1, "add", {5: 0.8, 10: 0.2}),
+                          rec("rel_k", 0, "add", {5: 1.0, 10: 0.9}), rec("rel_k", 1, "add", {5: 1.0, 10: 0.7})])
+
+
+def tabulars(tex: str) -> list[tuple[int, list[str]]]:
+    """(number of columns, body rows) of every tabular; fails on unbalanced structure."""
+    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}")
+    out = []
+    for m in re.finditer(r"\\begin\{tabular\}\{((?:[^{}]|\{[^{}]*\})*)\}\n(.*?)\\end\{tabular\}", tex, re.S):
+        n_cols = len(re.findall(r"p\{[^}]*\}|[lcr]", m.group(1)))
+        body = m.group(2).split("\n")
+        assert body[0] == r"\toprule" and body[2] == r"\midrule" and body[-2] == r"\bottomrule", body
+        rows = [body[1], *body[3:-2]]
+        for row in rows:
+            assert row.endswith(r" \\") and len(re.findall(r"(?<!\\)&", row)) == n_cols - 1, row
+            assert row.count("{") - row.count(r"\{") == row.count("}") - row.count(r"\}"), row
+            assert not re.search(r"(?<!\\)[_%#$]", re.sub(r"\$(\\[a-zA-Z]+|-)\$", "", row)), row  # specials escaped
+        out.append((n_cols, rows))
+    return out
+
+
+def test_write_report_md_html_tex_figures_claims_and_extra_sections(tmp_path):
+    extra = Section("Tuning: best params per cell", ["cell", "lr"], [["abs", "0.003"], ["rel_k", "1e-3"]], note="3 trials each")
+    md_path = write_report(small_suite(), frame(), tmp_path / "small", 5, sections=[extra])
+    out = md_path.parent
+    assert {p.name for p in out.iterdir()} == {"report.md", "report.html", "tables.tex", "f.png", "h.png"}
+    md = md_path.read_text()
+    assert "Runs with results: 4 of 5 expected." in md
+    assert "| rel_wins | rel_k beats abs at 10 | T1 | 15 | exact/len_10: a > b [a: pos_emb=rel_k; b: pos_emb=abs] | 0.80 vs 0.10 | PASS |" in md
+    assert "| loose | no check here |  |  | – | – | not checked |" in md
+    assert "| abs | 2 | 0.90 ± 0.14 | 0.10 ± 0.14 |" in md and "| rel_k | 2 | **1.00 ± 0.00** | **0.80 ± 0.14** |" in md
+    assert "## Tuning: best params per cell" in md and "| rel_k | 1e-3 |" in md and "3 trials each" in md
+    assert "![F](f.png)" in md and "![H](h.png)" in md
+    html = (out / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 2 and not re.search(r"(src|href)=\"(?!data:)", html)
+    assert "<link" not in html and "<script" not in html and "<style>" in html
+    assert '<td class="PASS">PASS</td>' in html and "<b>1.00 ± 0.00</b>" in html and "Tuning: best params per cell" in html
+    tex = (out / "tables.tex").read_text()
+    tables = tabulars(tex)
+    assert [n for n, _ in tables] == [7, 4, 2]  # claims, the metric table, the extra section
+    assert tables[1][1][0] == r"model.pos\_emb & seeds & length 5 & length 10 \\"
+    assert tables[1][1][2] == r"rel\_k & 2 & \textbf{1.00 $\pm$ 0.00} & \textbf{0.80 $\pm$ 0.14} \\"
+    assert r"\caption{Exact \% by length}" in tex
+
+
+def test_a_failing_render_leaves_the_previous_report_untouched(tmp_path, monkeypatch):
+    import harness.report.render as render
+
+    out = tmp_path / "small"
+    write_report(small_suite(), frame(), out, 4)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(doc):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(render, "render_tex", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_report(small_suite(), frame().iloc[:2], out, 4)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["small"]  # no temporary folder left behind
+
+
+def test_heatmap_and_table_columns_from_a_config_path():
+    from harness.report.figures import heatmap_data
+    from harness.spec.models import HeatmapSpec
+
+    df = frame()
+    grid = heatmap_data(df, HeatmapSpec(title="h", metric="exact/len_", rows="model.pos_emb", file="h.png"))
+    assert grid.round(6).values.tolist() == [[0.9, 0.1], [1.0, 0.8]] and list(grid.columns) == [5, 10]
+    by_seed = heatmap_data(df, HeatmapSpec(title="h", metric="exact/len_10", rows="model.pos_emb", columns="seed", file="h.png"))
+    assert by_seed.values.tolist() == [[0.0, 0.2], [0.9, 0.7]]
+    t = metric_table(df, TableSpec(title="t", metric="exact/len_10", rows=["model.pos_emb"], columns="seed", column_label="seed"))
+    assert t.header == ["model.pos_emb", "seeds", "seed 0", "seed 1"] and t.rows[1] == ["rel_k", "2", "**0.90**", "**0.70**"]
+
+
+def test_report_spec_rejects_two_figures_writing_one_file():
+    with pytest.raises(ValueError, match="two figures write the same file: f.png"):
+        small_suite(heatmaps=[{"title": "H", "metric": "m", "rows": "r", "file": "f.png"}])
+
+
+# ---------------------------------------------------------------- `harness report` on a store: --check, MLflow artifacts
+FAKE = """name: fake
+defaults:
+  task: {{name: arithmetic, op: add, train_digits: [1, 3], test_digits: [3, 4], max_digits: 4}}
+  model: {{name: transformer, d_model: 16, n_layers: 1, n_heads: 2}}
+  method: {{name: supervised}}
+grid:
+  model.pos_emb: [abs, rel_k]
+seeds: [0, 1]
+report:
+  tables: [{{title: T, metric: exact/len_, rows: [model.pos_emb]}}]
+claims:
+  - id: rel_beats_abs
+    text: rel_k beats abs on 4 digits
+    check: {{kind: beats, metric: exact/len_04, a: {{where: {{model.pos_emb: {a}}}}}, b: {{where: {{model.pos_emb: {b}}}}}}}
+  - {{id: loose, text: not checked}}
+"""
+
+
+def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, capsys):
+    from harness.cli import main
+    from harness.spec import expand, load_suite
+    from harness.track import KIND_TAG, Tracker
+
+    good, bad = tmp_path / "fake.yaml", tmp_path / "fake_bad.yaml"
+    good.write_text(FAKE.format(a="rel_k", b="abs"))
+    bad.write_text(FAKE.format(a="abs", b="rel_k"))
+    uri = f"sqlite:///{tmp_path}/m.db"
+    t = Tracker(uri)
+    t.setup()
+    exp = t.experiment("fake")
+    for r in expand(load_suite(good)):  # finished child runs without a parent (as if the parent were lost)
+        mid = t.client.create_run(exp, tags={"run_id": r.run_id, "device": "cpu", "git_sha": "abc123"}).info.run_id
+        for k, v in r.config.flat().items():
+            t.client.log_param(mid, k, str(v))
+        rel = r.config.model.pos_emb == "rel_k"
+        t.client.log_metric(mid, "exact/len_03", 1.0)
+        t.client.log_metric(mid, "exact/len_04", (0.8 if rel else 0.1) + 0.01 * r.config.seed)
+        t.terminate(mid, "FINISHED")
+    args = ["--tracking-uri", uri, "--reports-dir", str(tmp_path / "reports"), "--check"]
+
+    assert main(["report", str(good), *args]) == 0
+    err = capsys.readouterr().err
+    assert "claim PASS        rel_beats_abs: 0.81 vs 0.11" in err and "claim not checked loose" in err
+    md = (tmp_path / "reports" / "fake" / "report.md").read_text()
+    assert "| abs | 2 | 1.00 ± 0.00 | 0.11 ± 0.01 |" in md and "abc123 (4 runs)" in md and "cpu (4 runs)" in md
+    parents = [r for r in t.client.search_runs([exp]) if "run_id" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].data.tags[KIND_TAG] == "report"  # created: the store had no parent run
+    logged = {a.path for a in t.client.list_artifacts(parents[0].info.run_id, "report")}
+    assert {"report/report.md", "report/report.html", "report/tables.tex"} <= logged
+
+    assert main(["report", str(bad), *args]) == 1
+    assert "claims failed: rel_beats_abs (FAIL)" in capsys.readouterr().err
+    assert main(["report", str(bad), *args[:-1]]) == 0  # without --check a failing claim is only reported
+    assert len([r for r in t.client.search_runs([exp]) if "run_id" not in r.data.tags]) == 1  # the report run is reused

@@ -41,3 +41,36 @@ def test_pool_reports_nonzero_exit(tmp_path: Path):
     ended = []
     LocalPool([Slot(0)], poll_s=0.01).run(jobs, lambda j, s: [], lambda j, rc: ended.append(rc))
     assert ended == [4]
+
+
+# ---------------------------------------------------------------- visible GPUs (HARNESS_FAKE_GPUS: a fake device count)
+def test_fake_gpus_pack_slots_per_gpu_with_their_device(monkeypatch):
+    from harness.sched import visible_gpus
+
+    monkeypatch.setenv("HARNESS_FAKE_GPUS", "2")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    gpus = visible_gpus()
+    assert gpus == [0, 1]
+    slots = make_slots(None, 3, gpus)
+    assert len(slots) == 6 and [s.index for s in slots] == list(range(6))
+    assert [s.env()["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "0", "0", "1", "1", "1"]
+    assert all(s.env()["OMP_NUM_THREADS"] == "1" for s in slots)
+    capped = make_slots(4, 3, gpus)  # `workers` caps the slots: GPU 1 gets one run
+    assert [s.env()["CUDA_VISIBLE_DEVICES"] for s in capped] == ["0", "0", "0", "1"]
+
+
+def test_visible_gpus_hands_on_the_parents_physical_ids(monkeypatch):
+    from harness.sched import visible_gpus
+
+    monkeypatch.setenv("HARNESS_FAKE_GPUS", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    gpus = visible_gpus()
+    assert gpus == [2, 3]
+    assert [s.env()["CUDA_VISIBLE_DEVICES"] for s in make_slots(None, 2, gpus)] == ["2", "2", "3", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5f1c, 7")  # UUIDs are passed through as written
+    assert visible_gpus() == ["GPU-5f1c", 7]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5")  # more ids listed than devices the runtime has
+    assert visible_gpus() == [2, 3]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # GPUs hidden: CPU slots
+    assert visible_gpus() == []
+    assert all(s.gpu is None for s in make_slots(2, 3, visible_gpus()))

@@ -9,15 +9,9 @@ import pytest
 
 from harness.cli import main
 from harness.spec import SpecError, expand, load_suite
+from conftest import TINY_SUITE
 
-BASE = """\
-name: t
-defaults:
-  task: {name: arithmetic, op: add, train_digits: [1, 3], test_digits: [3, 4], max_digits: 4, train_size: 64, test_size: 8}
-  model: {name: transformer, d_model: 16, n_layers: 1, n_heads: 2}
-  method: {name: supervised}
-  training: {steps: 5, batch_size: 8}
-"""
+BASE = TINY_SUITE
 
 
 def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:

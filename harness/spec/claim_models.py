@@ -1,0 +1,197 @@
+"""Typed `claims:` of a suite: a paper's claim, its source and paper value, and a check on the results.
+
+A check selects runs with `where` (config paths or `ablation`, like report tables), averages a metric
+over the runs of each point (the seeds of one configuration), and tests the points:
+
+- `at_least` / `at_most` / `between`: every point's value against fixed bounds;
+- `beats`: selection `a` above selection `b` (by more than `margin`) at every point;
+- `monotone`: the metric along `axis` increases / decreases (up to `tolerance` per step);
+- `crossover`: `a` - `b` changes sign along `axis` (optionally first at `at`);
+- `all`: every check in `checks` holds.
+
+Points: one per group of `by` (config paths) and, with `axis`, per axis value: `axis: suffix` reads
+the axis from the metric-name suffix (`metric` is then a prefix such as `exact/len_`), any other
+`axis` is a config path.  `from` / `to` restrict a numeric axis (inclusive).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from harness.registry import did_you_mean
+from harness.spec.base import Scalar, Strict
+
+Where = dict[str, Union[Scalar, list[Scalar]]]
+SUFFIX = "suffix"  # `axis: suffix`: the axis is the rest of the metric name after the `metric` prefix
+
+
+class Side(Strict):
+    """One side of a comparison: runs matching `where` (on top of the check's own `where`), its own
+    metric if given, and with `best_of` the best of its group means over those config paths
+    (e.g. each method at its best mask size)."""
+
+    where: Where = Field(default_factory=dict)
+    metric: Optional[str] = None
+    best_of: list[str] = Field(default_factory=list)
+
+
+class CheckBase(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    metric: Optional[str] = Field(None, description="metric name, or a prefix with `axis: suffix`")
+    where: Where = Field(default_factory=dict)
+    by: list[str] = Field(default_factory=list, description="config paths: the check must hold in every group")
+    axis: Optional[str] = Field(None, description="'suffix' (the metric-name suffix) or a config path")
+    from_: Optional[float] = Field(None, alias="from", description="smallest axis value checked")
+    to: Optional[float] = Field(None, description="largest axis value checked")
+    min_runs: int = Field(1, ge=1, description="fewer matching runs (with the metric) is NO DATA")
+
+    @model_validator(mode="after")
+    def _axis_range(self) -> "CheckBase":
+        if (self.from_ is not None or self.to is not None) and self.axis is None:
+            raise ValueError("'from' / 'to' restrict an axis: give 'axis' too")
+        if self.from_ is not None and self.to is not None and self.from_ > self.to:
+            raise ValueError(f"'from' ({self.from_}) is above 'to' ({self.to})")
+        return self
+
+
+class OneSelection(CheckBase):
+    @model_validator(mode="after")
+    def _has_metric(self) -> "OneSelection":
+        if self.metric is None:
+            raise ValueError("'metric' is required")
+        return self
+
+
+class AtLeast(OneSelection):
+    kind: Literal["at_least"]
+    value: float
+
+
+class AtMost(OneSelection):
+    kind: Literal["at_most"]
+    value: float
+
+
+class Between(OneSelection):
+    kind: Literal["between"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Between":
+        if self.low > self.high:
+            raise ValueError(f"'low' ({self.low}) is above 'high' ({self.high})")
+        return self
+
+
+class Monotone(OneSelection):
+    kind: Literal["monotone"]
+    axis: str
+    direction: Literal["increasing", "decreasing"]
+    tolerance: float = Field(0.0, ge=0, description="allowed step against the direction")
+
+
+class TwoSelections(CheckBase):
+    a: Side
+    b: Side
+
+    @model_validator(mode="after")
+    def _metrics(self) -> "TwoSelections":
+        for name, side in (("a", self.a), ("b", self.b)):
+            if side.metric is None and self.metric is None:
+                raise ValueError(f"no metric for side '{name}': give 'metric' or '{name}.metric'")
+        return self
+
+
+class Beats(TwoSelections):
+    kind: Literal["beats"]
+    margin: float = Field(0.0, ge=0)
+    higher_is_better: bool = True
+
+
+class Crossover(TwoSelections):
+    kind: Literal["crossover"]
+    axis: str
+    at: Optional[Scalar] = Field(None, description="the axis value where the order must first swap")
+
+
+class AllOf(Strict):
+    kind: Literal["all"]
+    checks: list["Check"] = Field(min_length=1)
+
+    @field_validator("checks", mode="wrap")
+    @classmethod
+    def _plain_locs(cls, value: Any, handler: Any) -> Any:
+        return _validate_checks(value, handler, nested=True)
+
+
+Check = Annotated[Union[AtLeast, AtMost, Between, Beats, Monotone, Crossover, AllOf], Field(discriminator="kind")]
+CHECK_KINDS: dict[str, type[Strict]] = {
+    c.model_fields["kind"].annotation.__args__[0]: c for c in (AtLeast, AtMost, Between, Beats, Monotone, Crossover, AllOf)
+}
+AllOf.model_rebuild()
+
+
+def _validate_checks(value: Any, handler: Any, nested: bool) -> Any:
+    """pydantic puts a discriminated union's tag into error locations (`check.at_least.value`); the
+    suite file has no such key, so drop it, and name the allowed keys of the right kind."""
+    try:
+        return handler(value)
+    except ValidationError as err:
+        raise ValidationError.from_exception_data(err.title, [_plain(e, value, nested) for e in err.errors()]) from None
+
+
+def _plain(e: Any, value: Any, nested: bool) -> dict[str, Any]:
+    loc = list(e["loc"])
+    if nested and len(loc) >= 2 and isinstance(loc[0], int) and loc[1] in CHECK_KINDS:
+        del loc[1]  # checks[i].<tag>...
+    elif not nested and loc and loc[0] in CHECK_KINDS:
+        del loc[0]  # check.<tag>...
+    out: dict[str, Any] = {"type": e["type"], "loc": tuple(loc), "input": e["input"]}
+    if e["type"] == "extra_forbidden":
+        kind = loc[-2] if len(loc) >= 2 and loc[-2] in CHECK_KINDS else e["loc"][-2]
+        model = CHECK_KINDS.get(str(kind))
+        known = [f.alias or n for n, f in model.model_fields.items()] if model else []
+        hint = did_you_mean(str(loc[-1]), known)
+        msg = f"unknown key '{loc[-1]}'{hint}" + (f" (allowed: {', '.join(known)})" if known and not hint else "")
+        out.update(type=PydanticCustomError("unknown_key", msg), input=value)
+    elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        kinds = ", ".join(CHECK_KINDS)
+        got = e.get("ctx", {}).get("tag")
+        msg = f"unknown check kind '{got}'{did_you_mean(str(got), list(CHECK_KINDS))} (kinds: {kinds})" if got else f"a check needs 'kind': one of {kinds}"
+        out.update(type=PydanticCustomError("check_kind", msg), input=value, loc=tuple(loc) + (("kind",) if got else ()))
+    elif e["type"] in ("unknown_key", "check_kind"):  # already rewritten inside a nested `checks` list
+        out["type"] = PydanticCustomError(e["type"], e["msg"])
+    elif "ctx" in e:
+        out["ctx"] = e["ctx"]
+    return out
+
+
+def _unique_ids(claims: list["ClaimSpec"]) -> list["ClaimSpec"]:
+    seen = [c.id for c in claims]
+    dup = sorted({i for i in seen if seen.count(i) > 1})
+    if dup:
+        raise ValueError(f"duplicate claim id(s): {', '.join(dup)}")
+    return claims
+
+
+class ClaimSpec(Strict):
+    """A claim of the paper.  Without `check` it is reported as not checked."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    text: str
+    source: str = ""
+    paper_value: Optional[Union[float, str]] = None
+    check: Optional[Check] = None
+
+    @field_validator("check", mode="wrap")
+    @classmethod
+    def _plain_locs(cls, value: Any, handler: Any) -> Any:
+        return _validate_checks(value, handler, nested=False)
+
+
+Claims = Annotated[list[ClaimSpec], AfterValidator(_unique_ids)]
