@@ -60,7 +60,11 @@ def cmd_expand(args: argparse.Namespace) -> int:
         table.add_column(col)
     for r in runs:
         table.add_row(r.run_id, r.ablation, r.name)
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
+    for block in loaded.spec.tune:
+        console.print(f"tune block '{block.name}': {', '.join(block.space)} of these runs are replaced by each cell's best "
+                      f"params ({block.trials} trials per {' x '.join(block.per) or 'suite'} cell) when the suite runs")
     return 0
 
 
@@ -84,37 +88,57 @@ def _report(loaded, runs, tracker, out_root: Path, overrides=(), sections=()):
     return path, claims
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.orchestrate import Interrupted, run_suite
-    from harness.state import SuiteBusy
-    from harness.track import Tracker
+def _load_to_execute(args: argparse.Namespace):
+    """`_load` with `--backend` applied (it overrides the suite's) and the backend checked: a missing
+    package or an unreachable cluster is a one-line error, exit 2, before anything is written."""
     from harness.backends import BackendUnavailable, check_backend, ray_address
 
-    backend = [f"scheduler.backend={args.backend}"] if args.backend else []  # --backend overrides the suite's
+    backend = [f"scheduler.backend={args.backend}"] if args.backend else []
     loaded, runs = _load(args.suite, [*args.overrides, *backend])
     try:
         check_backend(loaded.spec.scheduler.backend, ray_address(loaded.spec.scheduler))
     except BackendUnavailable as e:
         where = "--backend" if args.backend and e.key == "scheduler.backend" else str(loaded.path)
         raise SpecError(Loc(where, 0, e.key), str(e)) from None
-    tracker = Tracker(args.tracking_uri)
-    console = Console(stderr=True)
+    return loaded, runs
+
+
+def _stoppable(body, what_stopped: str) -> int:
+    """Run `body()` (-> exit code): a suite locked by a live orchestrator is exit 2; SIGINT / SIGTERM
+    exit 130 / 143 once the workers are stopped and their runs marked."""
+    from harness.orchestrate import Interrupted
+    from harness.state import SuiteBusy
+
     try:
-        runs, sections = _tune(loaded, runs, tracker, args, console)
-        out = run_suite(loaded.spec, runs, tracker, workers=args.workers, console=console)
+        return body()
     except SuiteBusy as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:  # Interrupted for SIGINT/SIGTERM during the suite: 130 / 143
-        console.print("[red]interrupted[/]: running workers stopped, their runs marked KILLED")
+    except KeyboardInterrupt as e:
+        Console(stderr=True).print(f"[red]interrupted[/]: {what_stopped}")
         return e.exit_code if isinstance(e, Interrupted) else 130
-    console.print(f"finished {len(out.finished)}, diverged {len(out.diverged)}, failed {len(out.failed)}, skipped (already finished) {out.skipped}")
-    if not args.no_report:
-        console.print(f"report: {_report(loaded, runs, tracker, Path(args.reports_dir), args.overrides, sections)[0]}")
-    if out.failed:
-        console.print("[red]failed runs:[/] " + "; ".join(out.failed))
-        return 1
-    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.orchestrate import run_suite
+    from harness.track import Tracker
+
+    loaded, runs = _load_to_execute(args)
+    tracker = Tracker(args.tracking_uri)
+    console = Console(stderr=True)
+
+    def body() -> int:
+        final, sections = _tune(loaded, runs, tracker, args, console)
+        out = run_suite(loaded.spec, final, tracker, workers=args.workers, console=console)
+        console.print(f"finished {len(out.finished)}, diverged {len(out.diverged)}, failed {len(out.failed)}, skipped (already finished) {out.skipped}")
+        if not args.no_report:
+            console.print(f"report: {_report(loaded, final, tracker, Path(args.reports_dir), args.overrides, sections)[0]}")
+        if out.failed:
+            console.print("[red]failed runs:[/] " + "; ".join(out.failed))
+            return 1
+        return 0
+
+    return _stoppable(body, "running workers stopped, their runs marked KILLED")
 
 
 def _storage(args: argparse.Namespace, tracker) -> str:
@@ -142,23 +166,17 @@ def _tune(loaded, runs, tracker, args, console, run_trials: bool = True):
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from harness.orchestrate import Interrupted
-    from harness.state import SuiteBusy
     from harness.track import Tracker
 
-    loaded, runs = _load(args.suite, args.overrides)
+    loaded, runs = _load_to_execute(args)
     if not loaded.spec.tune:
         raise SpecError(Loc(str(loaded.path), 0, "tune"), "this suite declares no tune blocks")
-    console = Console(stderr=True)
-    try:
-        _tune(loaded, runs, Tracker(args.tracking_uri), args, console)
-    except SuiteBusy as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        console.print("[red]interrupted[/]: running trials stopped and marked FAIL; rerun to resume the studies")
-        return e.exit_code if isinstance(e, Interrupted) else 130
-    return 0
+
+    def body() -> int:
+        _tune(loaded, runs, Tracker(args.tracking_uri), args, Console(stderr=True))
+        return 0
+
+    return _stoppable(body, "running trials stopped and marked FAIL; rerun to resume the studies")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -201,9 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--check", action="store_true", help="exit 1 when a claim FAILs or has NO DATA (for CI)")
         if name in ("run", "tune"):
             p.add_argument("--workers", type=int, default=None, help="CPU worker processes (default: cores)")
-            p.add_argument("--no-report", action="store_true")
-        if name == "run":
             p.add_argument("--backend", choices=["local", "ray"], default=None, help="where runs execute (default: the suite's scheduler.backend, else local)")
+        if name == "run":
+            p.add_argument("--no-report", action="store_true")
     return ap
 
 

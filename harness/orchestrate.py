@@ -172,10 +172,13 @@ def _run_locked(
                 progress.update(bar, status=f"running {n_running}  failed {len(out.failed)}")
 
             pending = jobs
-            while pending:
-                pool.run(pending, on_start, on_end, on_tick)
-                pending = list(retry)
-                retry.clear()
+            try:
+                while pending:
+                    pool.run(pending, on_start, on_end, on_tick)
+                    pending = list(retry)
+                    retry.clear()
+            finally:
+                pool.close()
     except BaseException as exc:  # Ctrl-C, SIGTERM or a bug: no run of this invocation stays RUNNING
         out.killed = [by_key[job.key].name for job in pool.interrupted]
         for mid in mlflow_ids.values():

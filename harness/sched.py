@@ -119,6 +119,9 @@ class LocalPool:
             self.interrupted = self.stop_all()
             raise
 
+    def close(self) -> None:
+        """Nothing to release: each run() leaves no worker behind (RayPool shuts its cluster down here)."""
+
     def stop_all(self, grace_s: float = 5.0) -> list[Job]:
         """Terminate every running worker (SIGTERM, then SIGKILL); returns their jobs."""
         stopped = [r.job for r in self.running.values()]

@@ -242,6 +242,8 @@ def _tune_locked(loaded: LoadedSuite, runs: list[RunSpec], tracker, storage: str
         except BaseException:
             trials.close("KILLED")
             raise
+        finally:
+            pool.close()
         trials.close("FINISHED")
     return runs, summaries
 

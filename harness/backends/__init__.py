@@ -2,7 +2,8 @@
 
 `local` (harness.sched.LocalPool): one subprocess per run on this machine's device slots.
 `ray` (harness.backends.ray_pool.RayPool): one Ray task per run on a local or existing Ray cluster.
-Both have the same interface, `run(jobs, on_start, on_end, on_tick)`, `stop_all()`, `interrupted`;
+Both have the same interface, `run(jobs, on_start, on_end, on_tick)` (callable again, e.g. for a retry
+round), `stop_all()`, `interrupted`, and `close()` once the caller is done with the pool;
 ray is an optional dependency (`make install-scale`) imported only when that backend is chosen."""
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Pool(Protocol):
     ) -> None: ...
 
     def stop_all(self, grace_s: float = 5.0) -> list[Job]: ...
+
+    def close(self) -> None: ...
 
 
 class BackendUnavailable(RuntimeError):

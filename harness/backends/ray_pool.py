@@ -110,6 +110,8 @@ class RayPool:
 
     # ------------------------------------------------------------ cluster
     def _connect(self) -> None:
+        if self._owns_ray and ray.is_initialized():  # ours, from an earlier run() of this pool: keep it (see close)
+            return
         if ray.is_initialized():  # e.g. the caller runs inside a Ray job: use it, leave it running
             self._owns_ray = False
         elif self.address:
@@ -180,6 +182,9 @@ class RayPool:
         except BaseException:  # Ctrl-C or a bug in a callback: never leave tasks behind
             self.interrupted = self.stop_all()
             raise
+
+    def close(self) -> None:
+        """Shut down a cluster this pool started (kept between run() calls: retry rounds, tuning waves)."""
         self._disconnect()
 
     def stop_all(self, grace_s: float = 5.0) -> list[Job]:

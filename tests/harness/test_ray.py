@@ -54,6 +54,15 @@ def test_two_runs_share_a_fake_gpu_and_report_exit_codes(tmp_path: Path, monkeyp
     log = (tmp_path / "logs" / "j1.log").read_text()
     assert "CUDA_VISIBLE_DEVICES='0'" in log and "passed the barrier" in log
 
+    import ray
+
+    assert ray.is_initialized()  # kept for the next run() (a retry round, a tuning wave) ...
+    again = Job("j2", [sys.executable, "-c", "import sys; sys.exit(5)"], tmp_path / "logs" / "j2.log")
+    pool.run([again], lambda j, s: [], lambda j, rc: ended.update({j.key: rc}))
+    assert ended["j2"] == 5
+    pool.close()
+    assert not ray.is_initialized()  # ... and shut down by close()
+
 
 def test_stop_all_kills_the_worker_process(tmp_path: Path):
     pid_file = tmp_path / "pid"
@@ -104,3 +113,23 @@ def test_smoke_suite_on_ray_with_a_failing_run(root, tmp_path):
     assert [m.step for m in t.client.get_metric_history(finished[0].info.run_id, "train/loss")] == [1, 10, 20]
     logs = list(tmp_path.rglob("logs/smoke/*.log"))
     assert len(logs) == 6 and all(p.read_text().startswith("[ray] node ") for p in logs)
+
+
+@pytest.mark.slow
+def test_tuning_trials_run_on_ray(root, tmp_path):
+    """`harness tune --backend ray`: the trials are Ray tasks (their logs say so), report to their
+    studies (pruning included) and end with the requested number of finished trials."""
+    import optuna
+
+    from harness.tune import JOURNAL_NAME, open_storage
+
+    proc = cli(root, tmp_path, "tune", str(root / "suites" / "smoke_tune.yaml"), "--backend", "ray", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    storage = open_storage(str(tmp_path / JOURNAL_NAME))
+    studies = [optuna.load_study(study_name=s.study_name, storage=storage) for s in optuna.get_all_study_summaries(storage)]
+    states = [t.state.name for s in studies for t in s.trials]
+    assert len(studies) == 2 and len(states) == 8 and set(states) <= {"COMPLETE", "PRUNED"} and "PRUNED" in states
+    logs = list(tmp_path.rglob("logs/smoke_tune/tune/*.log"))
+    assert len(logs) == 8 and all(p.read_text().startswith("[ray] node ") for p in logs)
+    children, _ = child_runs(tmp_path, "smoke_tune")
+    assert sorted(c.data.tags["trial.state"] for c in children) == sorted(states)
