@@ -29,6 +29,7 @@ from harness.sched import Job, make_slots, visible_gpus
 from harness.spec.models import RunSpec, SuiteSpec
 from harness.state import SuiteLock, state_dir
 from harness.track import TERMINAL, Tracker, environment_tags, git_sha
+from harness.worker import worker_command
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -87,6 +88,39 @@ def _tail(path: Path, n: int = 4000) -> str:
         return ""
 
 
+@contextmanager
+def suite_session(suite: str, tracker: Tracker, console: Console) -> Iterator[tuple[Path, str]]:
+    """What every invocation that runs workers for a suite (runs or tuning trials) holds while it does:
+    the store set up, the suite's lock (SuiteBusy if a live orchestrator has it), SIGINT / SIGTERM
+    raising Interrupted, and the runs a dead orchestrator left RUNNING marked KILLED.  Yields (state
+    dir, experiment id)."""
+    tracker.setup()
+    state = state_dir(tracker.uri)
+    with SuiteLock(state / "locks" / f"{suite}.lock", suite), stop_signals_interrupt():
+        exp_id = tracker.experiment(suite)
+        reaped = tracker.reap_running(exp_id)
+        if reaped:
+            console.print(f"[yellow]{len(reaped)} runs left RUNNING by a dead orchestrator[/] marked KILLED (outcome=orphaned)")
+        yield state, exp_id
+
+
+def suite_tags(suite: str) -> dict[str, str]:
+    """Tags of every run an invocation creates: suite, git sha, package versions."""
+    return {"suite": suite, "git_sha": git_sha(), **environment_tags()}
+
+
+def record_death(tracker: Tracker, mlflow_id: str, rc: int, log_path: Path) -> tuple[str, str]:
+    """After a worker exited with `rc`: a run it left non-terminal (it died without saying so) is
+    marked FAILED with its exit code and log tail.  Returns the run's (status, outcome tag)."""
+    status, outcome = tracker.state(mlflow_id)
+    if rc != 0 and status not in TERMINAL:
+        tracker.log_text(mlflow_id, _tail(log_path), "worker_log_tail.txt")
+        tracker.set_tags(mlflow_id, {"outcome": "failed", "exit_code": str(rc)})
+        tracker.terminate(mlflow_id, "FAILED")
+        return "FAILED", "failed"
+    return status, outcome
+
+
 def run_suite(
     spec: SuiteSpec,
     runs: list[RunSpec],
@@ -94,23 +128,16 @@ def run_suite(
     workers: int | None = None,
     console: Console | None = None,
     log_dir: Path | None = None,
-    state: Path | None = None,
 ) -> SuiteOutcome:
     """Raises SuiteBusy if a live orchestrator runs the suite, Interrupted on SIGINT/SIGTERM."""
     console = console or Console(stderr=True)
-    tracker.setup()
-    state = state or state_dir(tracker.uri)
-    with SuiteLock(state / "locks" / f"{spec.name}.lock", spec.name), stop_signals_interrupt():
-        return _run_locked(spec, runs, tracker, workers, console, log_dir or state / "logs" / spec.name, state / "checkpoints" / spec.name)
+    with suite_session(spec.name, tracker, console) as (state, exp_id):
+        return _run_locked(spec, runs, tracker, exp_id, workers, console, log_dir or state / "logs" / spec.name, state / "checkpoints" / spec.name)
 
 
 def _run_locked(
-    spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, workers: int | None, console: Console, log_dir: Path, ckpt_dir: Path
+    spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, exp_id: str, workers: int | None, console: Console, log_dir: Path, ckpt_dir: Path
 ) -> SuiteOutcome:
-    exp_id = tracker.experiment(spec.name)
-    reaped = tracker.reap_running(exp_id)
-    if reaped:
-        console.print(f"[yellow]{len(reaped)} runs left RUNNING by a dead orchestrator[/] marked KILLED (outcome=orphaned)")
     done = tracker.finished(exp_id)
     todo = [r for r in runs if r.run_id not in done]
     out = SuiteOutcome(total=len(runs), skipped=len(runs) - len(todo), experiment_id=exp_id)
@@ -124,7 +151,7 @@ def _run_locked(
     pool = make_pool(spec.scheduler.backend, slots, spec.scheduler, workers)  # local subprocesses or Ray tasks
     retry: list[Job] = []  # failed jobs with retries left, run again after the current round
 
-    base_tags = {"suite": spec.name, "git_sha": git_sha(), **environment_tags()}
+    base_tags = suite_tags(spec.name)
     command = " ".join(shlex.quote(a) for a in sys.argv)
     out.parent_id = tracker.start_parent(exp_id, f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}", {**base_tags, "command": command, "n_runs": str(len(todo)), "orchestrator.pid": str(os.getpid())})
     try:
@@ -136,9 +163,7 @@ def _run_locked(
             bar = progress.add_task(spec.name, total=len(todo), status="")
             jobs = []
             for r in todo:
-                path = Path(tmp) / f"{r.run_id}.json"
-                path.write_text(r.model_dump_json())
-                argv = [sys.executable, "-m", "harness.worker", str(path), "--uri", tracker.uri, "--checkpoint-dir", str(ckpt_dir)]
+                argv = worker_command(r, Path(tmp), tracker.uri, "--checkpoint-dir", str(ckpt_dir))
                 jobs.append(Job(r.run_id, argv, log_dir / f"{r.run_id}.log"))
 
             def on_start(job: Job, slot) -> list[str]:
@@ -151,12 +176,7 @@ def _run_locked(
 
             def on_end(job: Job, rc: int) -> None:
                 r, mid = by_key[job.key], mlflow_ids[job.key]
-                status, outcome = tracker.state(mid)
-                if rc != 0 and status not in TERMINAL:  # died without saying so
-                    tracker.log_text(mid, _tail(job.log_path), "worker_log_tail.txt")
-                    tracker.set_tags(mid, {"outcome": "failed", "exit_code": str(rc)})
-                    tracker.terminate(mid, "FAILED")
-                    status = "FAILED"
+                status, outcome = record_death(tracker, mid, rc, job.log_path)
                 if status in ("FAILED", "KILLED") and job.attempt < retries:  # KILLED: someone else SIGTERMed it
                     job.attempt += 1
                     retry.append(job)

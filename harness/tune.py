@@ -16,7 +16,6 @@ in the report."""
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -205,26 +204,19 @@ def tune_suite(
 ) -> tuple[list[RunSpec], list[StudySummary]]:
     """Run every study of the suite to its trial count; return the tuned final runs.  Holds the
     suite's lock (like run_suite) and raises Interrupted on SIGINT / SIGTERM."""
-    from harness.orchestrate import stop_signals_interrupt
-    from harness.state import SuiteLock, state_dir
+    from harness.orchestrate import suite_session
 
     console = console or Console(stderr=True)
-    tracker.setup()
-    state = state_dir(tracker.uri)
-    with SuiteLock(state / "locks" / f"{loaded.spec.name}.lock", loaded.spec.name), stop_signals_interrupt():
-        return _tune_locked(loaded, runs, tracker, storage, workers, console, log_dir or state / "logs" / loaded.spec.name / "tune")
+    with suite_session(loaded.spec.name, tracker, console) as (state, exp_id):
+        return _tune_locked(loaded, runs, tracker, exp_id, storage, workers, console, log_dir or state / "logs" / loaded.spec.name / "tune")
 
 
-def _tune_locked(loaded: LoadedSuite, runs: list[RunSpec], tracker, storage: str, workers: int | None, console: Console,
-                 log_dir: Path) -> tuple[list[RunSpec], list[StudySummary]]:
+def _tune_locked(loaded: LoadedSuite, runs: list[RunSpec], tracker, exp_id: str, storage: str, workers: int | None,
+                 console: Console, log_dir: Path) -> tuple[list[RunSpec], list[StudySummary]]:
     from harness.backends import make_pool
     from harness.sched import make_slots, visible_gpus
 
     spec = loaded.spec
-    exp_id = tracker.experiment(spec.name)
-    reaped = tracker.reap_running(exp_id)
-    if reaped:
-        console.print(f"[yellow]{len(reaped)} runs left RUNNING by a dead orchestrator[/] marked KILLED (outcome=orphaned)")
     slots = make_slots(workers or spec.scheduler.workers, spec.scheduler.slots_per_gpu, visible_gpus())
     pool = make_pool(spec.scheduler.backend, slots, spec.scheduler, workers)  # the same backend as the suite's runs
     summaries: list[StudySummary] = []
@@ -257,11 +249,11 @@ class _Trials:
     starts), waves of trials through the pool, each told to its study when its worker ends."""
 
     def __init__(self, loaded: LoadedSuite, tracker, exp_id: str, pool, wave: int, tmp: Path, log_dir: Path, storage: str) -> None:
-        from harness.track import environment_tags, git_sha
+        from harness.orchestrate import suite_tags
 
         self.loaded, self.tracker, self.exp_id, self.pool, self.wave = loaded, tracker, exp_id, pool, wave
         self.tmp, self.log_dir, self.storage = tmp, log_dir, storage
-        self.base_tags = {"suite": loaded.spec.name, "git_sha": git_sha(), **environment_tags()}
+        self.base_tags = suite_tags(loaded.spec.name)
         self.parent = ""
 
     def run_study(self, i: int, block: TuneSpec, cell: Cell) -> StudySummary:
@@ -290,17 +282,18 @@ class _Trials:
 
     def _job(self, study: optuna.Study, block: TuneSpec, cell: Cell, t: optuna.Trial, run: RunSpec):
         from harness.sched import Job
+        from harness.worker import worker_command
 
-        spec_path = self.tmp / f"trial-{t._trial_id}.json"
-        spec_path.write_text(run.model_dump_json())
         ref = TrialRef(block.storage or self.storage, study.study_name, t._trial_id, t.number, block.objective,
                        run.config.training.steps, block.pruner.model_dump(mode="json"))
         ref_path = ref.write(self.tmp / f"trial-{t._trial_id}.ref.json")
-        argv = [sys.executable, "-m", "harness.worker", str(spec_path), "--uri", self.tracker.uri, "--trial", str(ref_path)]
+        argv = worker_command(run, self.tmp, self.tracker.uri, "--trial", str(ref_path))
         return Job(str(t.number), argv, self.log_dir / f"{study.study_name.replace('/', '_')}-{t.number}.log")
 
     def _wave(self, study: optuna.Study, i: int, block: TuneSpec, cell: Cell, n: int) -> None:
         """Ask `n` trials, run them at once, tell each its outcome (the next wave sees them all)."""
+        from harness.orchestrate import record_death
+
         tracker, parent = self.tracker, self._parent_run()
         trials = {str(t.number): t for t in (study.ask(distributions(block)) for _ in range(n))}
         runs = {k: trial_run(cell, t.params, _locate(self.loaded, i), self.loaded.spec.seeds) for k, t in trials.items()}
@@ -317,15 +310,13 @@ class _Trials:
 
         def on_end(job, rc: int) -> None:
             t, mid = trials[job.key], mlflow_ids[job.key]
-            status, outcome = tracker.state(mid)
+            status, outcome = record_death(tracker, mid, rc, job.log_path)
             value = tracker.client.get_run(mid).data.metrics.get(block.objective) if status == "FINISHED" else None
             if status == "FINISHED" and value is not None:
                 study.tell(t, value)
             elif outcome == "pruned":
                 study.tell(t, state=TrialState.PRUNED)
             else:
-                if status not in ("FINISHED", "FAILED", "KILLED"):
-                    tracker.terminate(mid, "FAILED")
                 study.tell(t, state=TrialState.FAIL)
             tracker.set_tags(mid, {"trial.state": study.trials[t.number].state.name})
 

@@ -20,8 +20,13 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.sched import PARENT_PID_ENV
+
+if TYPE_CHECKING:
+    from harness.spec.models import RunSpec
+
 PR_SET_PDEATHSIG = 1
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
@@ -75,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:  # before the run's log was open (or while recording another outcome)
         _record_killed(args.uri, args.mlflow_id)
         return EXIT_TERMINATED
+
+
+def worker_command(run: RunSpec, folder: Path, uri: str, *options: str) -> list[str]:
+    """The command line that runs `run` in a worker (its RunSpec written as JSON into `folder`);
+    the pool adds the per-attempt options (--mlflow-id, --attempt) when it starts it."""
+    path = folder / f"{run.run_id}.json"
+    path.write_text(run.model_dump_json())
+    return [sys.executable, "-m", "harness.worker", str(path), "--uri", uri, *options]
 
 
 def _killed(log) -> int:
