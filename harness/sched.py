@@ -8,22 +8,35 @@ told the orchestrator's pid (HARNESS_PARENT_PID) so that `harness.worker` dies w
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+PR_SET_PDEATHSIG = 1
 PARENT_PID_ENV = "HARNESS_PARENT_PID"  # the pool's pid, for harness.worker.die_with_parent
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Have the kernel send `sig` to this process when its parent dies (Linux prctl PR_SET_PDEATHSIG;
+    elsewhere a no-op).  Used by workers (SIGTERM when the orchestrator dies) and by the Ray task's
+    subprocess (SIGKILL when the task's process dies)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 @dataclass(frozen=True)
 class Slot:
     index: int
-    gpu: int | None = None
+    gpu: int | str | None = None  # a CUDA device id or UUID, or a comma-separated list of them (Ray)
 
     def env(self) -> dict[str, str]:
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HARNESS_THREADS": "1"}

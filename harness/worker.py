@@ -13,7 +13,6 @@ DIR/<run_id>/resume.pt (see harness.train.resume)."""
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import sys
@@ -22,12 +21,11 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.sched import PARENT_PID_ENV
+from harness.sched import PARENT_PID_ENV, set_parent_death_signal
 
 if TYPE_CHECKING:
     from harness.spec.models import RunSpec
 
-PR_SET_PDEATHSIG = 1
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
@@ -47,10 +45,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def die_with_parent(parent_pid: int) -> bool:
     """Have the kernel SIGTERM this process when its parent dies (Linux; elsewhere a no-op).  False if the
     parent is already gone (it died before the request was made: the signal will never come)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    set_parent_death_signal(signal.SIGTERM)
     return os.getppid() == parent_pid
 
 

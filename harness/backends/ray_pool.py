@@ -13,7 +13,7 @@ must then reach the same store from every node (an MLflow server, see the README
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import logging
 import os
 import signal
@@ -30,17 +30,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline: no usage repor
 import ray  # noqa: E402
 
 from harness.backends import probe_ray_address  # noqa: E402
-from harness.sched import Job, Slot, visible_gpus  # noqa: E402
+from harness.sched import Job, Slot, set_parent_death_signal, visible_gpus  # noqa: E402
 
 LOG_TAIL_BYTES = 4 << 20  # at most this much of a worker's output comes back to the driver
 TASK_FAILED_RC = -1  # the task itself died (node lost, worker process crashed): no exit code
 LOCAL_OBJECT_STORE = 100 << 20  # results are an exit code and a log: keep the local store small
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the worker gets SIGKILL if the Ray worker process running its task dies
-    (a force-cancelled task), so no run outlives the pool."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
@@ -62,7 +56,7 @@ def run_worker(argv: list[str], files: dict[int, tuple[str, bytes]], own_python:
     `own_python`: argv[0] is the driver's interpreter, replaced by this node's.  A cancelled task gets
     a KeyboardInterrupt here and stops the worker's process group before re-raising."""
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HARNESS_THREADS": "1", "CUDA_VISIBLE_DEVICES": gpu_ids}
+    env = {**os.environ, **Slot(0, gpu_ids or None).env()}  # one thread, the GPUs Ray gave the task
     argv = list(argv)
     if own_python:
         argv[0] = sys.executable
@@ -76,7 +70,8 @@ def run_worker(argv: list[str], files: dict[int, tuple[str, bytes]], own_python:
             log.flush()
             proc = subprocess.Popen(
                 argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd if os.path.isdir(cwd) else tmp,
-                start_new_session=True, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                start_new_session=True,  # SIGKILL when the Ray worker running the task dies (a force-cancelled task)
+                preexec_fn=functools.partial(set_parent_death_signal, signal.SIGKILL),
             )
             try:
                 while proc.poll() is None:
