@@ -18,7 +18,8 @@ from typing import Callable, Iterator, Mapping, Protocol, Self, runtime_checkabl
 import torch
 from torch import nn
 
-from harness.registry import ComponentConfig, Registry
+from harness import registry
+from harness.registry import REGISTRIES, ComponentConfig, Registry
 
 IGNORE_INDEX = -100  # target value that carries no loss
 
@@ -104,8 +105,10 @@ TaskBuilder = Callable[[ComponentConfig, int], Task]
 ModelBuilder = Callable[[ComponentConfig, Task], nn.Module]
 MethodBuilder = Callable[[ComponentConfig, nn.Module, Task], Method]
 
-TASKS: Registry[TaskBuilder] = Registry("task")
-MODELS: Registry[ModelBuilder] = Registry("model")
-METHODS: Registry[MethodBuilder] = Registry("method")
+# the registries live in harness.registry (torch-free, for the spec layer); typed here for their users
+TASKS: Registry[TaskBuilder] = registry.TASKS
+MODELS: Registry[ModelBuilder] = registry.MODELS
+METHODS: Registry[MethodBuilder] = registry.METHODS
 
-REGISTRIES: dict[str, Registry] = {"task": TASKS, "model": MODELS, "method": METHODS}
+__all__ = ["REGISTRIES", "TASKS", "MODELS", "METHODS", "Batch", "Movable", "Task", "TokenTask", "token_task",
+           "LossOutput", "Method", "IGNORE_INDEX", "ComponentConfig"]

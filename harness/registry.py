@@ -1,4 +1,6 @@
-"""One generic registry for every kind of component (tasks, models, methods, ...).
+"""One generic registry for every kind of component (tasks, models, methods, ...), and the three
+registries a run's config names (TASKS, MODELS, METHODS; their builders' types are in
+harness.components).  No torch here: the spec layer validates configs through these registries.
 
 A component is registered by name together with the pydantic config class that
 validates its parameters.  Unknown names fail with a did-you-mean suggestion.
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
@@ -68,6 +70,12 @@ class Registry(Generic[F]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+
+TASKS: Registry[Callable[..., Any]] = Registry("task")  # build(cfg, seed) -> Task
+MODELS: Registry[Callable[..., Any]] = Registry("model")  # build(cfg, task) -> nn.Module
+METHODS: Registry[Callable[..., Any]] = Registry("method")  # build(cfg, model, task) -> Method
+REGISTRIES: dict[str, Registry] = {"task": TASKS, "model": MODELS, "method": METHODS}  # by config key
 
 
 def must_divide(field: str, width: str) -> classmethod:

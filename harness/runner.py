@@ -9,6 +9,7 @@ import torch
 
 from harness.components import METHODS, MODELS, TASKS, Method, Movable, Task
 from harness.spec.models import RunConfig, RunSpec
+from harness.tags import Outcome, Tag
 from harness.track import RunLog
 from harness.train import fit, seed_everything
 from harness.train.callbacks import Callback, LogTo
@@ -62,7 +63,7 @@ def run_one(
     task, method = build(cfg)
     n_params = sum(p.numel() for p in method.module.parameters())
     log.log_params(spec.config.flat())
-    log.set_tags({"device": str(device), "n_params": str(n_params)})
+    log.set_tags({Tag.DEVICE: str(device), Tag.N_PARAMS: str(n_params)})
     log.log_text(spec.model_dump_json(indent=2), "config.json")
     batches = train_stream(cfg, task, method)
     resume, checkpointer = None, None
@@ -70,7 +71,7 @@ def run_one(
         if resume_file.exists():
             resume = TrainState.load(resume_file)
             log.copy_history(resume.meta["mlflow_id"], resume.step)
-            log.set_tags({"resumed_from_step": str(resume.step)})
+            log.set_tags({Tag.RESUMED_FROM: str(resume.step)})
         checkpointer = Checkpointer(resume_file, cfg.training.checkpoint_every, {"mlflow_id": log.id}, before_save=log.flush)
     result = fit(
         method,
@@ -83,11 +84,12 @@ def run_one(
         resume=resume,
     )
     log.log_metrics({"time/train_seconds": result.seconds, "n_params": float(n_params)}, result.steps)
-    log.set_tags({"outcome": result.status})
-    if result.status == "diverged":
+    log.set_tags({Tag.OUTCOME: result.status})
+    if result.status == Outcome.DIVERGED:
         log.log_metrics({"train/diverged_at_step": float(result.steps)}, result.steps)
     if result.checkpoint is not None:
         log.log_artifact(result.checkpoint)
     if checkpointer is not None:
         checkpointer.remove()
+    log.set_tags({Tag.TRACKING_SECONDS: f"{log.seconds:.3f}"})  # time in tracking calls so far (not the final flush)
     return result

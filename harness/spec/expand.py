@@ -17,13 +17,10 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from harness.components import REGISTRIES
-from harness.registry import RegistryError
+from harness.spec.config import validate_config
 from harness.spec.errors import SpecError
-from harness.spec.load import LoadedSuite, Locator, validation_error
-from harness.spec.models import COMPONENT_KEYS, RunConfig, RunSpec
+from harness.spec.load import LoadedSuite, Locator
+from harness.spec.models import RunSpec
 from harness.spec.tree import matches, merge, set_path
 from harness.spec.tune import check_block
 from harness.spec.yamlio import KeyPath
@@ -64,27 +61,6 @@ def resolve(base: dict[str, Any], point: Point) -> dict[str, Any]:
     for path in sorted(point.values, key=lambda p: not p.endswith(".name")):
         set_path(tree, path, point.values[path])
     return tree
-
-
-def validate_config(raw: dict[str, Any], locate) -> RunConfig:
-    """Nested dict -> RunConfig, component params validated by their registered config class."""
-    typed = dict(raw)
-    for key in COMPONENT_KEYS:
-        comp = raw.get(key)
-        if not isinstance(comp, dict) or "name" not in comp:
-            raise SpecError(locate((key,)), f"'{key}' needs a 'name' of a registered {key}")
-        try:
-            entry = REGISTRIES[key].get(str(comp["name"]))
-        except RegistryError as e:
-            raise SpecError(locate((key, "name")), str(e)) from None
-        try:
-            typed[key] = entry.config.model_validate(comp)
-        except ValidationError as err:
-            raise validation_error(err, entry.config, locate, (key,)) from None
-    try:
-        return RunConfig.model_validate(typed)
-    except ValidationError as err:
-        raise validation_error(err, RunConfig, locate) from None
 
 
 def _locate_for(loaded: LoadedSuite, point: Point, base_path: KeyPath):

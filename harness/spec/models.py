@@ -8,12 +8,11 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
-from harness.registry import ComponentConfig
-
-from harness.spec.base import Label, Scalar, Strict  # noqa: E402  (re-exported)
-from harness.spec.tune_models import TuneSpec  # noqa: E402
-from harness.spec.claim_models import ClaimSpec, Claims  # noqa: E402,F401  (re-exported)
-from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: E402,F401  (re-exported)
+from harness.registry import REGISTRIES, ComponentConfig
+from harness.spec.base import Label, Scalar, Strict  # noqa: F401  (re-exported)
+from harness.spec.claim_models import ClaimSpec, Claims  # noqa: F401  (re-exported)
+from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: F401  (re-exported)
+from harness.spec.tune_models import TuneSpec
 
 
 # ---------------------------------------------------------------- one run's resolved config
@@ -79,8 +78,6 @@ class RunConfig(Strict):
         the config class registered under its name.  User input goes through `validate_config`,
         which reports errors with file:line first."""
         if isinstance(value, dict):
-            from harness.components import REGISTRIES
-
             return REGISTRIES[info.field_name].get(str(value.get("name"))).config.model_validate(value)
         return value
 
@@ -148,11 +145,14 @@ class WhenBranch(Strict):
     grid: dict[str, AxisValues] = Field(default_factory=dict)
 
 
+BACKENDS = ("local", "ray")  # harness.backends implements each
+
+
 class SchedulerSpec(Strict):
     workers: Optional[int] = Field(None, ge=1, description="CPU worker processes; null = number of cores")
     slots_per_gpu: int = Field(1, ge=1)
     max_retries: int = Field(0, ge=0)
-    backend: Literal["local", "ray"] = Field("local", description="local subprocesses, or one Ray task per run")
+    backend: Literal[BACKENDS] = Field("local", description="local warm workers, or a warm worker actor per slot on Ray")
     ray_address: Optional[str] = Field(None, description="address of a running Ray cluster (e.g. 'auto'); null = start a local one")
 
 

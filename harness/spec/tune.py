@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from harness.spec.config import validate_config
 from harness.spec.errors import SpecError
 from harness.spec.models import CONFIG_KEYS, RunSpec
 from harness.spec.tree import get_path, set_path
@@ -85,8 +86,6 @@ def cells(block: TuneSpec, runs: list[RunSpec], seeds: list[int]) -> list[Cell]:
 
 def with_values(run: RunSpec, values: dict[str, Any], locate, seed: int | None = None) -> RunSpec:
     """`run` with config paths set to `values` (re-validated; the run_id follows the new config)."""
-    from harness.spec.expand import validate_config
-
     tree = run.config.model_dump(mode="json")
     for path, value in values.items():
         set_path(tree, path, value)
