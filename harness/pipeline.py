@@ -13,9 +13,9 @@ Ray actors) for its tuning trials and its runs.  Claims are checked once, when t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from rich.console import Console
 

@@ -18,7 +18,6 @@ from types import TracebackType
 from harness.store import StoreLayout
 
 
-
 def state_dir(tracking_uri: str) -> Path:
     return StoreLayout.from_uri(tracking_uri).state_dir
 
@@ -34,7 +33,7 @@ class SuiteLock:
         self.path, self.suite = path, suite
         self._fd: int | None = None
 
-    def __enter__(self) -> "SuiteLock":
+    def __enter__(self) -> SuiteLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -12,10 +12,10 @@ relative database path is relative to the current directory, like sqlite's own).
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 SQLITE_PREFIX = "sqlite:///"
 JOURNAL_NAME = "optuna-journal.log"
@@ -33,7 +33,7 @@ class StoreLayout:
     sqlite_db: Path | None = None  # the database file of a sqlite store, else None
 
     @classmethod
-    def from_uri(cls, uri: str, cwd: Path | None = None) -> "StoreLayout":
+    def from_uri(cls, uri: str, cwd: Path | None = None) -> StoreLayout:
         here = (cwd or Path.cwd()).resolve()
         if uri.startswith(SQLITE_PREFIX) and uri.removeprefix(SQLITE_PREFIX) not in ("", ":memory:"):
             db = Path(uri.removeprefix(SQLITE_PREFIX))

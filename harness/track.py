@@ -12,10 +12,11 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -27,7 +28,6 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from harness.store import StoreLayout, default_uri  # noqa: E402,F401  (default_uri re-exported)
 from harness.tags import Kind, Outcome, Status, Tag  # noqa: E402
-
 
 STORE_MODULES = (  # imported by MLflow on a client's first use: ~1.5 s that a warm worker pays once, not per run
     "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.tracking.sqlalchemy_workspace_store",

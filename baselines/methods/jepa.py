@@ -46,7 +46,7 @@ class JEPAConfig(ProbedConfig):
     _heads_divide = must_divide("pred_n_heads", "pred_d_model")
 
     @model_validator(mode="after")
-    def _schedule_rises(self) -> "JEPAConfig":
+    def _schedule_rises(self) -> JEPAConfig:
         if self.ema_end < self.ema_start:
             raise ValueError(f"ema_end={self.ema_end} must be >= ema_start={self.ema_start}")
         return self

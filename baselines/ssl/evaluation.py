@@ -14,7 +14,7 @@ The probes and monitors themselves are baselines/ssl/probes.py; this module only
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from pydantic import Field

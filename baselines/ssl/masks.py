@@ -24,8 +24,9 @@ passed to the sampler (one integer from it seeds a numpy generator): determinist
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Callable, Literal, Protocol, Union
+from typing import Annotated, Literal, Protocol, Union
 
 import numpy as np
 import torch
@@ -50,10 +51,10 @@ class Masks:
     def __len__(self) -> int:
         return self.context.shape[0]
 
-    def to(self, device: torch.device) -> "Masks":
+    def to(self, device: torch.device) -> Masks:
         return Masks(self.context.to(device, non_blocking=True), self.targets.to(device, non_blocking=True))
 
-    def slice(self, start: int, stop: int) -> "Masks":
+    def slice(self, start: int, stop: int) -> Masks:
         return Masks(self.context[start:stop], self.targets[start:stop])
 
 
@@ -68,12 +69,12 @@ class MaskedImageBatch:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def to(self, device: torch.device) -> "MaskedImageBatch":
+    def to(self, device: torch.device) -> MaskedImageBatch:
         return MaskedImageBatch(
             self.images.to(device, non_blocking=True), self.labels.to(device, non_blocking=True), self.masks.to(device)
         )
 
-    def slice(self, start: int, stop: int) -> "MaskedImageBatch":
+    def slice(self, start: int, stop: int) -> MaskedImageBatch:
         return MaskedImageBatch(self.images[start:stop], self.labels[start:stop], self.masks.slice(start, stop))
 
 
@@ -98,7 +99,7 @@ class MultiBlockMaskConfig(ComponentConfig):
     min_keep: int = Field(default=4, ge=1)  # fewest context patches left after removing the targets
 
     @model_validator(mode="after")
-    def _check(self) -> "MultiBlockMaskConfig":
+    def _check(self) -> MultiBlockMaskConfig:
         check_interval("target_scale", self.target_scale, 0, 1.0)
         check_interval("target_aspect", self.target_aspect, 0)
         check_interval("context_scale", self.context_scale, 0, 1.0)
@@ -116,7 +117,7 @@ class BlockMaskConfig(ComponentConfig):
     aspect: tuple[float, float] = (0.75, 1.5)  # height / width of the target block
 
     @model_validator(mode="after")
-    def _check(self) -> "BlockMaskConfig":
+    def _check(self) -> BlockMaskConfig:
         check_interval("scale", self.scale, 0, 1.0)
         check_interval("aspect", self.aspect, 0)
         return self

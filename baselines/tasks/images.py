@@ -38,8 +38,9 @@ Two tasks, both single-channel and square (H == W == image_size):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -60,10 +61,10 @@ class ImageBatch:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def to(self, device: torch.device) -> "ImageBatch":
+    def to(self, device: torch.device) -> ImageBatch:
         return ImageBatch(self.images.to(device, non_blocking=True), self.labels.to(device, non_blocking=True))
 
-    def slice(self, start: int, stop: int) -> "ImageBatch":
+    def slice(self, start: int, stop: int) -> ImageBatch:
         return ImageBatch(self.images[start:stop], self.labels[start:stop])
 
 
@@ -166,7 +167,7 @@ class ShapesConfig(ComponentConfig):
     eval_seed: int = 1234
 
     @model_validator(mode="after")
-    def _check(self) -> "ShapesConfig":
+    def _check(self) -> ShapesConfig:
         check_interval("shape_size", self.shape_size, 0.0, 0.5)
         check_interval("texture_freq", self.texture_freq, 0.0, 0.5)
         if self.shape_size[0] * self.image_size < 1.5:

@@ -18,9 +18,10 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 PR_SET_PDEATHSIG = 1
 PARENT_PID_ENV = "HARNESS_PARENT_PID"  # the launching process's pid, for harness.worker.die_with_parent
@@ -157,7 +158,7 @@ class Pool:
         self.backend.close()
         self.slots = []
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc: object) -> None:

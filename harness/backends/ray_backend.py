@@ -25,8 +25,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline: no usage repor
 
 import ray  # noqa: E402
 
-from harness.backends import probe_ray_address  # noqa: E402
 from harness.backends.base import Job, Slot, signal_group, visible_gpus  # noqa: E402
+from harness.backends.check import probe_ray_address  # noqa: E402
 from harness.backends.warm import WarmWorkers  # noqa: E402
 
 LOG_TAIL_BYTES = 4 << 20  # at most this much of a worker's output comes back to the driver

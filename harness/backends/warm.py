@@ -58,13 +58,13 @@ class WarmWorkers:
         self._buf = b""
 
     @classmethod
-    def temporary_log(cls) -> "WarmWorkers":
+    def temporary_log(cls) -> WarmWorkers:
         """Warm workers logging to a new temp file (for a start before the store's folder may be written)."""
         fd, path = tempfile.mkstemp(prefix="harness-warm-", suffix=".log")
         os.close(fd)
         return cls(Path(path), temporary=True)
 
-    def start(self) -> "WarmWorkers":
+    def start(self) -> WarmWorkers:
         if self.proc is not None and self.proc.poll() is None:
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

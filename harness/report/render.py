@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -18,6 +18,7 @@ from harness.report.html import render_html
 from harness.report.latex import render_tex
 from harness.report.tables import metric_table
 from harness.spec.models import SuiteSpec
+
 
 def history_metrics(spec: SuiteSpec) -> list[str]:
     """Metrics whose history along training the report needs (figures with `over`)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from harness.report.document import Section
 from harness.tune.study import StudySummary, show_params

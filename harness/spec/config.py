@@ -3,7 +3,8 @@ class; errors are one-line SpecErrors at the suite line `locate` names."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
 

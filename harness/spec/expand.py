@@ -34,7 +34,7 @@ class Point:
     sources: dict[str, KeyPath] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
 
-    def plus(self, values: dict[str, Any], where: KeyPath, label: bool, index: int | None = None) -> "Point":
+    def plus(self, values: dict[str, Any], where: KeyPath, label: bool, index: int | None = None) -> Point:
         p = Point(dict(self.values), dict(self.sources), dict(self.labels))
         for k, v in values.items():
             p.values[k], p.sources[k] = v, where + (k,) + (() if index is None else (index,))
@@ -43,7 +43,7 @@ class Point:
         return p
 
 
-def _product(axes: dict[str, list[Any]], where: KeyPath, base: "Point") -> list["Point"]:
+def _product(axes: dict[str, list[Any]], where: KeyPath, base: Point) -> list[Point]:
     """Cartesian product of the axes, each value remembering its list element in the suite."""
     keys = list(axes)
     out = []

@@ -5,8 +5,8 @@ directory), then `./suites`.  A path (ending in .yaml / .yml, or an existing fil
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from harness.plugins import load_plugins
 from harness.registry import did_you_mean

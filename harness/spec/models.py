@@ -6,11 +6,11 @@ import hashlib
 import json
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from pydantic import ConfigDict, Field, SerializeAsAny, field_validator
 
 from harness.registry import REGISTRIES, ComponentConfig
 from harness.spec.base import Label, Scalar, Strict  # noqa: F401  (re-exported)
-from harness.spec.claim_models import ClaimSpec, Claims  # noqa: F401  (re-exported)
+from harness.spec.claim_models import Claims, ClaimSpec  # noqa: F401  (re-exported)
 from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: F401  (re-exported)
 from harness.spec.tune_models import TuneSpec
 
@@ -122,7 +122,7 @@ class RunSpec(Strict):
     tuned: dict[str, Scalar] = Field(default_factory=dict, description="config path -> value set by a tune block")
 
     @classmethod
-    def create(cls, suite: str, config: RunConfig, labels: dict[str, Label], ablation: str = "") -> "RunSpec":
+    def create(cls, suite: str, config: RunConfig, labels: dict[str, Label], ablation: str = "") -> RunSpec:
         return cls(run_id=config.content_hash(), suite=suite, config=config, labels=labels, ablation=ablation)
 
     @property

@@ -59,7 +59,7 @@ class TrialRef:
         return path
 
     @classmethod
-    def read(cls, path: Path) -> "TrialRef":
+    def read(cls, path: Path) -> TrialRef:
         return cls(**json.loads(path.read_text()))
 
 

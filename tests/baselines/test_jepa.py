@@ -6,7 +6,7 @@ from torch import nn
 
 import baselines  # noqa: F401
 from baselines.methods.jepa import JEPA, JEPAConfig, ema_momentum, ema_update
-from baselines.ssl.masks import Masks, MaskedImageBatch, MultiBlockMaskConfig
+from baselines.ssl.masks import MaskedImageBatch, Masks, MultiBlockMaskConfig
 from harness.components import METHODS
 from harness.spec.models import OptimizerConfig
 from harness.train.optim import build_optimizer

@@ -6,7 +6,7 @@ from torch import nn
 
 import baselines  # noqa: F401
 from baselines.methods.mae import MAE, MAEConfig, pixel_targets
-from baselines.ssl.masks import Masks, MaskedImageBatch, RandomMaskConfig
+from baselines.ssl.masks import MaskedImageBatch, Masks, RandomMaskConfig
 from baselines.ssl.vit import patchify
 from harness.components import METHODS
 

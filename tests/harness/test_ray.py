@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("ray")
 
 from conftest import child_runs, cli  # noqa: E402
+
 from harness.backends import Job, Pool  # noqa: E402
 from harness.backends.ray_backend import RayBackend  # noqa: E402
 from harness.track import Tracker  # noqa: E402

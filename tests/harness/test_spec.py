@@ -6,10 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import TINY_SUITE
 
 from harness.cli import main
 from harness.spec import SpecError, expand, load_suite
-from conftest import TINY_SUITE
 
 BASE = TINY_SUITE
 

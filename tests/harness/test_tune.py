@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import child_runs, cli
 from optuna.trial import TrialState
 
 from harness.spec import SpecError, expand, load_suite
@@ -20,7 +21,6 @@ from harness.spec.tune import cells, trial_run, tuned
 from harness.store import JOURNAL_NAME
 from harness.tune.study import apply_studies, distributions, summarize
 from harness.tune.trial import ReportToTrial, TrialPruned, TrialRef, open_storage
-from conftest import child_runs, cli
 
 TUNE_BLOCK = """
 tune:
