@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = pipeline.run(suite, args.tracking_uri, args.workers, args.storage, reports, console, warm)
         out = result.outcome
         console.print(f"finished {len(out.finished)}, diverged {len(out.diverged)}, failed {len(out.failed)}, "
-                      f"skipped (already finished) {out.skipped}")
+                      f"skipped (already finished) {out.skipped}" + (f"; runs took {out.seconds:.1f} s" if out.seconds else ""))
         if result.report is not None:
             _print_report(result.report)
             console.print(f"report: {result.report.path}")

@@ -23,7 +23,7 @@ from harness.backends import Job, Pool, Slot
 from harness.jobs import TrackedJobs, job_for
 from harness.session import Session
 from harness.spec.models import RunSpec, SuiteSpec
-from harness.tags import Outcome, Status, Tag
+from harness.tags import Kind, Outcome, Status, Tag
 from harness.track import Tracker
 
 
@@ -70,7 +70,8 @@ def run_suite(spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, session: S
     by_key = {r.run_id: r for r in todo}
     command = " ".join(shlex.quote(a) for a in sys.argv)
     out.parent_id = tracker.start_parent(session.experiment_id, f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}", {
-        **session.tags, Tag.COMMAND: command, Tag.N_RUNS: str(len(todo)), Tag.ORCHESTRATOR_PID: str(os.getpid())})
+        **session.tags, Tag.KIND: Kind.INVOCATION, Tag.COMMAND: command, Tag.N_RUNS: str(len(todo)),
+        Tag.ORCHESTRATOR_PID: str(os.getpid())})
     tracked = TrackedJobs(tracker, session.experiment_id, out.parent_id)
     retry: list[Job] = []  # failed jobs with retries left, run again after the current round
     log_dir, ckpt_dir = session.store.log_dir(spec.name), session.store.checkpoint_dir(spec.name)

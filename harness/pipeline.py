@@ -134,6 +134,6 @@ def _report(suite: Suite, runs: list[RunSpec], summaries: list[StudySummary], tr
     out_dir = reports_dir / suite.name
     path = results.write(out_dir, [tuning_section(summaries)] if suite.loaded.spec.tune else [], claims)
     try:
-        return ReportResult(path, claims, tracker.log_report(suite.name, out_dir))
+        return ReportResult(path, claims, tracker.log_report(suite.name, out_dir, results.parent))
     except TrackingError as e:
         return ReportResult(path, claims, None, f"report not logged to MLflow: {e}")

@@ -6,7 +6,8 @@ these through this module, so that the contract between them lives in one place.
     status   MLflow's run status: RUNNING while a worker trains, then FINISHED / FAILED / KILLED
     outcome  why a run ended (tag `outcome`): finished or diverged (FINISHED), failed (FAILED),
              killed / orphaned / pruned (KILLED)
-    kind     tag `harness.kind` on runs that are not results: tuning trials, their parent, a report holder
+    kind     tag `harness.kind` on runs that are not results: invocation parents, tuning trials, their
+             parent, a report holder
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Outcome(StrEnum):
 
 
 class Kind(StrEnum):
+    INVOCATION = "invocation"  # the parent run of one `harness run` invocation (its runs are children)
     TRIAL = "trial"  # a tuning trial: a child run that is not a result
     TUNE = "tune"  # the parent of an invocation's trials
     REPORT = "report"  # a parent made only to hold a report's artifacts

@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from harness.store import StoreLayout, default_uri  # noqa: E402,F401  (default_uri re-exported)
 from harness.tags import Kind, Outcome, Status, Tag  # noqa: E402
+from harness.track import sql  # noqa: E402
 
 STORE_MODULES = (  # imported by MLflow on a client's first use: ~1.5 s that a warm worker pays once, not per run
     "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.tracking.sqlalchemy_workspace_store",
@@ -161,14 +162,26 @@ class Tracker:
 
     def finished(self, exp_id: str) -> dict[str, str]:
         """run_id (content hash) -> mlflow id of its newest FINISHED child run (trials left out)."""
-        return {r.run_id: r.mlflow_id for r in self.results(exp_id)}
+        store = sql.sql_store(self.client)
+        if store is not None:
+            return {k: f.mlflow_id for k, f in sql.newest_finished(store, exp_id).items()}
+        return {r.run_id: r.mlflow_id for r in self._results_via_search(exp_id, None)}
 
     def history(self, mlflow_id: str, keys: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
         """(step, value) pairs of each metric along a run (for curves over training)."""
         return {k: [(m.step, m.value) for m in self.client.get_metric_history(mlflow_id, k)] for k in keys}
 
     def results(self, exp_id: str, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
-        """Newest FINISHED child run per run_id (trials left out), optionally restricted to `run_ids`."""
+        """Newest FINISHED child run per run_id (trials left out), optionally restricted to `run_ids`.
+        An SQL store is read with column queries (harness.track.sql), others through search_runs."""
+        store = sql.sql_store(self.client)
+        if store is None:
+            return self._results_via_search(exp_id, run_ids)
+        newest = sql.newest_finished(store, exp_id, run_ids)
+        data = sql.details(store, [f.mlflow_id for f in newest.values()])
+        return [RunRecord(f.mlflow_id, rid, Status.FINISHED, *data[f.mlflow_id]) for rid, f in newest.items()]
+
+    def _results_via_search(self, exp_id: str, run_ids: Iterable[str] | None) -> list[RunRecord]:
         wanted = set(run_ids) if run_ids is not None else None
         best: dict[str, Any] = {}
         for r in self._search(exp_id, f"attributes.status = '{Status.FINISHED}'"):
@@ -183,22 +196,27 @@ class Tracker:
         ]
 
     def newest_parent(self, exp_id: str) -> ParentRun | None:
-        """The parent run of the suite's newest invocation: no run_id tag, no parent, not a trial."""
-        parents = [r for r in self._search(exp_id, "") if Tag.RUN_ID not in r.data.tags and Tag.PARENT not in r.data.tags
-                   and r.data.tags.get(Tag.KIND) not in (Kind.TRIAL, Kind.TUNE)]
+        """The parent run of the suite's newest invocation (tagged harness.kind=invocation, or =report when
+        a report needed a run to hold it).  Stores written before that tag: any run with no run_id tag,
+        no parent, and not a trial or tuning parent."""
+        found = [r for kind in (Kind.INVOCATION, Kind.REPORT)  # (tags take no IN in MLflow's filter grammar)
+                 for r in self.client.search_runs([exp_id], f"tags.`{Tag.KIND}` = '{kind}'", max_results=1,
+                                                  order_by=["attributes.start_time DESC"])]
+        parents = found or [r for r in self._search(exp_id, "") if Tag.RUN_ID not in r.data.tags and Tag.PARENT not in r.data.tags
+                                  and r.data.tags.get(Tag.KIND) not in (Kind.TRIAL, Kind.TUNE)]
         if not parents:
             return None
         r = max(parents, key=lambda r: r.info.start_time)
         return ParentRun(r.info.run_id, r.info.run_name or "", r.info.start_time, dict(r.data.tags))
 
-    def log_report(self, suite: str, folder: Path) -> str:
-        """Log the files of `folder` under `report/` of the suite's newest parent run; when the suite's
-        experiment has no parent run, one tagged `harness.kind=report` is created.  Returns the artifact
-        URI.  Raises TrackingError when the experiment does not exist or the artifact store refuses."""
+    def log_report(self, suite: str, folder: Path, parent: ParentRun | None = None) -> str:
+        """Log the files of `folder` under `report/` of `parent` (else the suite's newest parent run); when
+        the suite's experiment has no parent run, one tagged `harness.kind=report` is created.  Returns the
+        artifact URI.  Raises TrackingError when the experiment does not exist or the artifact store refuses."""
         exp_id = self.experiment_id(suite)
         if exp_id is None:
             raise TrackingError(f"no experiment '{suite}' in {self.uri}")
-        parent = self.newest_parent(exp_id)
+        parent = parent or self.newest_parent(exp_id)
         try:
             if parent is None:
                 run_id = self.start_parent(exp_id, f"{suite} report", {Tag.SUITE: suite, Tag.KIND: Kind.REPORT})
