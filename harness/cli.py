@@ -39,13 +39,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_expand(args: argparse.Namespace) -> int:
     loaded, runs = load_and_expand(args.suite, args.overrides)
+    staged = bool(loaded.spec.stages)
     table = Table(title=f"{loaded.spec.name}: {len(runs)} runs")
-    for col in ("run_id", "ablation", "run"):
+    for col in ("run_id", *(("stage", "from (run_id)") if staged else ()), "ablation", "run"):
         table.add_column(col)
     for r in runs:
-        table.add_row(r.run_id, r.ablation, r.name)
+        table.add_row(r.run_id, *((r.stage, r.config.source.run_id if r.config.source else "") if staged else ()), r.ablation, r.name)
     console = Console(width=160)
     console.print(table)
+    if staged:
+        counts = {s: sum(r.stage == s for r in runs) for s in (loaded.spec.stage, *loaded.spec.stages)}
+        order = [f"{loaded.spec.stage} ({counts[loaded.spec.stage]} runs)"]
+        order += [f"{n} <- {st.from_} ({counts[n]} runs)" for n, st in loaded.spec.stages.items()]
+        console.print("stages: " + ", ".join(order) + "; a stage run starts as soon as its source run has finished")
     for block in loaded.spec.tune:
         console.print(f"tune block '{block.name}': {', '.join(block.space)} of these runs are replaced by each cell's best "
                       f"params ({block.trials} trials per {' x '.join(block.per) or 'suite'} cell) when the suite runs")

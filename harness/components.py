@@ -102,6 +102,14 @@ class Method(Protocol):
     def evaluate(self) -> dict[str, float]: ...
 
 
+@runtime_checkable
+class FromSource(Protocol):
+    """A method that starts from a source run's trained method (a stage run, harness.runner.start_from):
+    e.g. a probe reading the source's representation.  Methods without it get the source's weights copied."""
+
+    def from_source(self, source: Method) -> None: ...
+
+
 TaskBuilder = Callable[[ComponentConfig, int], Task]
 ModelBuilder = Callable[[ComponentConfig, Task], nn.Module]
 MethodBuilder = Callable[[ComponentConfig, nn.Module, Task], Method]
@@ -112,4 +120,4 @@ MODELS: Registry[ModelBuilder] = registry.MODELS
 METHODS: Registry[MethodBuilder] = registry.METHODS
 
 __all__ = ["REGISTRIES", "TASKS", "MODELS", "METHODS", "Batch", "Movable", "Task", "TokenTask", "token_task",
-           "LossOutput", "Method", "IGNORE_INDEX", "ComponentConfig"]
+           "LossOutput", "Method", "FromSource", "IGNORE_INDEX", "ComponentConfig"]

@@ -1,8 +1,11 @@
 """Run a suite's runs inside a suite session: skip finished runs, schedule the rest over the pool's
 slots, record every outcome.  A failing run never takes the suite down.
 
-A run whose worker fails or dies is retried (a new child run, tag `attempt`) up to
-`scheduler.max_retries` times, resuming from its last checkpoint when it has one.  On SIGINT / SIGTERM
+A stage run starts as soon as its source run has FINISHED (now or in an earlier invocation), on any free
+slot; when its source fails for good it is skipped (a KILLED child run, outcome=skipped, with the reason)
+and so are the runs that start from it.  A stage may cap how many of its runs run at once.
+A run whose worker fails or dies is retried (a new child run, tag `attempt`) up to its stage's
+`max_retries` (else `scheduler.max_retries`) times, resuming from its last checkpoint when it has one.  On SIGINT / SIGTERM
 (Interrupted, see harness.session) or any other exception, every run of the invocation still open and
 its parent are marked KILLED (FAILED for a bug) before the exception goes on."""
 
@@ -20,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from harness.backends import Job, Pool, Slot
+from harness.backends.base import JobQueue
 from harness.jobs import TrackedJobs, job_for
 from harness.session import Session
 from harness.spec.models import RunSpec, SuiteSpec
@@ -35,20 +39,38 @@ class SuiteOutcome:
     diverged: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # run names
     killed: list[str] = field(default_factory=list)
+    skipped_after_failure: list[str] = field(default_factory=list)  # stage runs whose source failed
     parent_id: str = ""
     experiment_id: str = ""
     seconds: float = 0.0  # from the first launch to the last end (start-up and tracking set-up excluded)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.killed
+        return not self.failed and not self.killed and not self.skipped_after_failure
 
 
-def run_tags(run: RunSpec, slot: Slot, attempt: int) -> dict[str, str]:
-    tags = {Tag.RUN_ID: run.run_id, Tag.ABLATION: run.ablation, Tag.SLOT: str(slot.index), Tag.ATTEMPT: str(attempt)}
+def run_tags(run: RunSpec, slot: Slot | None, attempt: int) -> dict[str, str]:
+    tags = {Tag.RUN_ID: run.run_id, Tag.ABLATION: run.ablation, Tag.ATTEMPT: str(attempt)}
+    tags |= {Tag.SLOT: str(slot.index)} if slot is not None else {}
+    tags |= {Tag.STAGE: run.stage} if run.stage else {}
+    tags |= {Tag.SOURCE_RUN_ID: run.config.source.run_id} if run.config.source else {}
     tags.update({f"{Tag.LABEL}{k}": str(v) for k, v in run.labels.items()})
     tags.update({f"{Tag.TUNED}{k}": str(v) for k, v in run.tuned.items()})
     return tags
+
+
+def source_note(run: RunSpec, source_mlflow_id: str | None, experiment_id: str) -> dict[str, str]:
+    """A stage run's link to its source run: tag and description (the MLflow UI renders it as a link)."""
+    if run.config.source is None or source_mlflow_id is None:
+        return {}
+    link = f"[{run.source_name}](#/experiments/{experiment_id}/runs/{source_mlflow_id})"
+    return {Tag.SOURCE_MLFLOW_ID: source_mlflow_id,
+            Tag.NOTE: f"Stage `{run.stage}`: starts from the `{run.config.source.stage}` run {link} (run_id {run.config.source.run_id})."}
+
+
+def retries_for(spec: SuiteSpec, run: RunSpec) -> int:
+    stage = spec.stages.get(run.stage)
+    return spec.scheduler.max_retries if stage is None or stage.scheduler.max_retries is None else stage.scheduler.max_retries
 
 
 def _progress(console: Console) -> Progress:
@@ -68,46 +90,61 @@ def run_suite(spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, session: S
     if not todo:
         return out
     by_key = {r.run_id: r for r in todo}
+    sources = dict(done)  # run_id -> mlflow id of its FINISHED run: what a stage run's source link names
     command = " ".join(shlex.quote(a) for a in sys.argv)
     out.parent_id = tracker.start_parent(session.experiment_id, f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}", {
         **session.tags, Tag.KIND: Kind.INVOCATION, Tag.COMMAND: command, Tag.N_RUNS: str(len(todo)),
         Tag.ORCHESTRATOR_PID: str(os.getpid())})
     tracked = TrackedJobs(tracker, session.experiment_id, out.parent_id)
-    retry: list[Job] = []  # failed jobs with retries left, run again after the current round
     log_dir, ckpt_dir = session.store.log_dir(spec.name), session.store.checkpoint_dir(spec.name)
     try:
         with tempfile.TemporaryDirectory(prefix="harness-specs-") as tmp, _progress(console) as progress:
             bar = progress.add_task(spec.name, total=len(todo), status="")
-            jobs = [job_for(r, r.run_id, Path(tmp), tracker.uri, log_dir / f"{r.run_id}.log", "--checkpoint-dir", str(ckpt_dir))
-                    for r in todo]
+            queue = JobQueue(caps={name: st.scheduler.workers for name, st in spec.stages.items() if st.scheduler.workers})
+            for r in todo:
+                job = job_for(r, r.run_id, Path(tmp), tracker.uri, log_dir / f"{r.run_id}.log", "--checkpoint-dir", str(ckpt_dir))
+                job.after, job.group = ((r.config.source.run_id,) if r.config.source else ()), r.stage
+                queue.push(job)
 
             def on_start(job: Job, slot: Slot) -> list[str]:
                 r = by_key[job.key]
-                return [*tracked.start(job, r.name, {**session.tags, **run_tags(r, slot, job.attempt)}), "--attempt", str(job.attempt)]
+                source_id = sources.get(r.config.source.run_id) if r.config.source else None
+                tags = {**session.tags, **run_tags(r, slot, job.attempt), **source_note(r, source_id, session.experiment_id)}
+                return [*tracked.start(job, r.name, tags), "--attempt", str(job.attempt)]
+
+            def skip(job: Job, because: RunSpec) -> None:
+                r = by_key[job.key]
+                mid = tracker.create_child(session.experiment_id, out.parent_id, r.name, {
+                    **session.tags, **run_tags(r, None, job.attempt), Tag.OUTCOME: Outcome.SKIPPED,
+                    Tag.SKIPPED_BECAUSE: f"its source run {because.name} (run_id {because.run_id}) did not finish"})
+                tracker.terminate(mid, Status.KILLED)
+                out.skipped_after_failure.append(r.name)
+                progress.console.print(f"[yellow]skipped[/] {r.name}: its source {because.name} did not finish")
+                progress.advance(bar)
 
             def on_end(job: Job, rc: int) -> None:
                 r = by_key[job.key]
                 status, outcome = tracked.end(job, rc)
-                if status in (Status.FAILED, Status.KILLED) and job.attempt < spec.scheduler.max_retries:  # KILLED: someone else SIGTERMed it
+                if status in (Status.FAILED, Status.KILLED) and job.attempt < retries_for(spec, r):  # KILLED: someone else SIGTERMed it
                     job.attempt += 1
-                    retry.append(job)
+                    queue.push(job)
                     return
                 if status == Status.FINISHED:
                     (out.diverged if outcome == Outcome.DIVERGED else out.finished).append(r.name)
+                    sources[job.key] = tracked.mlflow_ids[job.key]
+                    queue.succeed(job.key)
                 else:
                     out.failed.append(r.name)
                     progress.console.print(f"[red]FAILED[/] {r.name} (run_id {r.run_id}, exit {rc}); log: {job.log_path}")
+                    for dropped in queue.fail(job.key):
+                        skip(dropped, by_key[dropped.after[0]])
                 progress.advance(bar)
 
             def on_tick(n_running: int) -> None:
                 progress.update(bar, status=f"running {n_running}  failed {len(out.failed)}")
 
             t0 = time.perf_counter()
-            pending = jobs
-            while pending:
-                pool.run(pending, on_start, on_end, on_tick)
-                pending = list(retry)
-                retry.clear()
+            pool.run(queue, on_start, on_end, on_tick)
             out.seconds = time.perf_counter() - t0
     except BaseException as exc:  # Ctrl-C, SIGTERM or a bug: no run of this invocation stays RUNNING
         out.killed = [by_key[job.key].name for job in pool.interrupted]

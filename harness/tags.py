@@ -32,6 +32,7 @@ class Outcome(StrEnum):
     KILLED = "killed"  # SIGTERM reached the worker (Ctrl-C, a stopped pool, the orchestrator's death)
     ORPHANED = "orphaned"  # left RUNNING by a dead orchestrator, closed by the next one
     PRUNED = "pruned"  # a tuning trial stopped by its study's pruner
+    SKIPPED = "skipped"  # a stage run whose source run failed: never started (status KILLED)
 
 
 class Kind(StrEnum):
@@ -62,6 +63,11 @@ class Tag:
     COMMAND = "command"
     N_RUNS = "n_runs"
     ORCHESTRATOR_PID = "orchestrator.pid"
+    STAGE = "stage"
+    SOURCE_RUN_ID = "source.run_id"  # a stage run's source (its run_id; its MLflow run in SOURCE_MLFLOW_ID)
+    SOURCE_MLFLOW_ID = "source.mlflow_id"
+    SKIPPED_BECAUSE = "skipped_because"
+    NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
     TRIAL_STUDY = "trial.study"
     TRIAL_NUMBER = "trial.number"
     TRIAL_STATE = "trial.state"

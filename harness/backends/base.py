@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections import deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +84,57 @@ def make_slots(workers: int | None, slots_per_gpu: int, gpus: Sequence[int | str
 
 @dataclass
 class Job:
-    """One attempt's command line (`argv`; the pool adds per-attempt options) and its log file."""
+    """One attempt's command line (`argv`; the pool adds per-attempt options) and its log file.  `after`:
+    keys of jobs that must succeed first (a stage run's source); `group`: what a JobQueue cap counts."""
 
     key: str
     argv: list[str]
     log_path: Path
     attempt: int = 0
+    after: tuple[str, ...] = ()
+    group: str = ""
+
+
+class JobQueue:
+    """Jobs in the order they may start.  A job is ready when every key it comes `after` has succeeded
+    (keys the queue never held count as done: e.g. runs already finished in the store) and its group has
+    fewer than `caps[group]` jobs running.  `fail(key)` drops the jobs that wait on it, transitively, and
+    returns them; `push` queues a job (again: a retry goes to the back)."""
+
+    def __init__(self, jobs: Sequence[Job] = (), caps: dict[str, int] | None = None) -> None:
+        self.pending: list[Job] = []
+        self.keys: set[str] = set()  # every key ever queued
+        self.succeeded: set[str] = set()
+        self.caps = dict(caps or {})
+        for job in jobs:
+            self.push(job)
+
+    def push(self, job: Job) -> None:
+        self.pending.append(job)
+        self.keys.add(job.key)
+
+    def __bool__(self) -> bool:
+        return bool(self.pending)
+
+    def next(self, running: Sequence[Job]) -> Job | None:
+        count = Counter(j.group for j in running)
+        for i, job in enumerate(self.pending):
+            deps_done = all(k in self.succeeded or k not in self.keys for k in job.after)
+            if deps_done and count[job.group] < self.caps.get(job.group, sys.maxsize):
+                return self.pending.pop(i)
+        return None
+
+    def succeed(self, key: str) -> None:
+        self.succeeded.add(key)
+
+    def fail(self, key: str) -> list[Job]:
+        dropped, frontier = [], {key}
+        while frontier:
+            waiting = [j for j in self.pending if frontier & set(j.after)]
+            self.pending = [j for j in self.pending if j not in waiting]
+            dropped += waiting
+            frontier = {j.key for j in waiting}
+        return dropped
 
 
 class Backend(Protocol):
@@ -131,20 +176,25 @@ class Pool:
             self.slots = self.backend.open()
         return self.slots
 
-    def run(self, jobs: Sequence[Job], on_start: OnStart, on_end: OnEnd, on_tick: OnTick = lambda n_running: None) -> None:
-        pending = deque(jobs)
+    def run(self, jobs: Sequence[Job] | JobQueue, on_start: OnStart, on_end: OnEnd, on_tick: OnTick = lambda n_running: None) -> None:
+        """Run every job (a list, in order; or a JobQueue, which `on_end` may add retries to)."""
+        queue = jobs if isinstance(jobs, JobQueue) else JobQueue(jobs)
         busy: dict[int, Job] = {}  # slot index -> its job
         self.interrupted = []
         try:
             slots = self.open()
-            while pending or busy:
+            while queue or busy:
                 for slot in slots:
-                    if slot.index in busy or not pending:
+                    if slot.index in busy:
                         continue
-                    job = pending.popleft()
+                    job = queue.next(list(busy.values()))
+                    if job is None:
+                        break
                     argv = job.argv + on_start(job, slot)
                     busy[slot.index] = job
                     self.backend.launch(job, slot, argv)
+                if queue and not busy:
+                    raise RuntimeError(f"{len(queue.pending)} jobs wait on jobs that cannot succeed: {[j.key for j in queue.pending]}")
                 on_tick(len(busy))
                 for job, rc in self.backend.wait(self.tick_s):
                     busy.pop(next(i for i, j in busy.items() if j is job))

@@ -46,9 +46,10 @@ def collect(spec: SuiteSpec, path: Path, runs: list[RunSpec], tracker: Tracker, 
     exp_id = tracker.experiment_id(spec.name)
     records = tracker.results(exp_id, [r.run_id for r in runs]) if exp_id else []
     keys = history_metrics(spec)
-    history = history_frame(records, {r.mlflow_id: tracker.history(r.mlflow_id, keys) for r in records}) if keys else None
+    by_id = {r.run_id: r for r in runs}
+    history = history_frame(records, {r.mlflow_id: tracker.history(r.mlflow_id, keys) for r in records}, by_id) if keys else None
     parent = tracker.newest_parent(exp_id) if exp_id else None
-    return SuiteResults(spec, path, results_frame(records), history, records, len(runs), parent, list(overrides))
+    return SuiteResults(spec, path, results_frame(records, by_id), history, records, len(runs), parent, list(overrides))
 
 
 def load_results(suite: str | Path, tracking_uri: str | None = None, overrides: Sequence[str] = ()) -> SuiteResults:

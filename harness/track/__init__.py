@@ -167,6 +167,19 @@ class Tracker:
             return {k: f.mlflow_id for k, f in sql.newest_finished(store, exp_id).items()}
         return {r.run_id: r.mlflow_id for r in self._results_via_search(exp_id, None)}
 
+    def checkpoint(self, suite: str, run_id: str, folder: Path) -> Path:
+        """The model.pt of the newest FINISHED run of `run_id` in the suite's experiment, downloaded into
+        `folder` (from wherever the store keeps artifacts: a local folder or a server)."""
+        exp_id = self.experiment_id(suite)
+        mlflow_id = self.finished(exp_id).get(run_id) if exp_id else None
+        if mlflow_id is None:
+            raise TrackingError(f"no FINISHED run with run_id {run_id} in experiment '{suite}' of {self.uri}")
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(self.client.download_artifacts(mlflow_id, "model.pt", str(folder)))
+        except (OSError, MlflowException) as e:
+            raise TrackingError(f"run {mlflow_id} (run_id {run_id}) has no model.pt to start from: {e}") from e
+
     def history(self, mlflow_id: str, keys: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
         """(step, value) pairs of each metric along a run (for curves over training)."""
         return {k: [(m.step, m.value) for m in self.client.get_metric_history(mlflow_id, k)] for k in keys}
