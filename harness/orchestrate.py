@@ -48,6 +48,16 @@ class SuiteOutcome:
     def ok(self) -> bool:
         return not self.failed and not self.killed and not self.skipped_after_failure
 
+    def after(self, earlier: list[SuiteOutcome]) -> SuiteOutcome:
+        """This outcome with the runs trained by earlier calls of the same invocation counted in (a suite
+        whose later stage is tuned runs the stages before it first): they show as run, not as skipped."""
+        for e in earlier:
+            self.skipped -= len(e.finished) + len(e.diverged)
+            for name in ("finished", "diverged", "failed", "killed", "skipped_after_failure"):
+                getattr(self, name)[:0] = getattr(e, name)
+            self.seconds += e.seconds
+        return self
+
 
 def run_tags(run: RunSpec, slot: Slot | None, attempt: int) -> dict[str, str]:
     tags = {Tag.RUN_ID: run.run_id, Tag.ABLATION: run.ablation, Tag.ATTEMPT: str(attempt)}

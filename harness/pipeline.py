@@ -13,21 +13,23 @@ Ray actors) for its tuning trials and its runs.  Claims are checked once, when t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from harness.backends import BackendUnavailable, WarmWorkers, check_backend, make_pool, ray_address
+from harness.backends import BackendUnavailable, Pool, WarmWorkers, check_backend, make_pool, ray_address
 from harness.orchestrate import SuiteOutcome, run_suite
 from harness.report import ClaimResult, collect
 from harness.report.tuning import tuning_section
-from harness.session import suite_session
+from harness.session import Session, suite_session
 from harness.spec import LoadedSuite, RunSpec, SpecError, load_and_expand
 from harness.spec.errors import Loc
+from harness.spec.expand import expand_stage, stage_seeds
+from harness.spec.tune import TuneScope
 from harness.track import Tracker, TrackingError
-from harness.tune.study import StudySummary, apply_studies, default_storage, tune_suite
+from harness.tune.study import StudySummary, apply_studies, default_storage, suite_scope, tune_suite
 
 REPORTS_DIR = Path("reports")
 
@@ -80,15 +82,62 @@ def _console(console: Console | None) -> Console:
     return console or Console(stderr=True)
 
 
+def _has_tuning(suite: Suite) -> bool:
+    return bool(suite.loaded.spec.tune) or any(st.tune for st in suite.loaded.spec.stages.values())
+
+
+TuneStage = Callable[[TuneScope, list[RunSpec], list[RunSpec]], tuple[list[RunSpec], list[StudySummary]]]
+
+
+def _derive(suite: Suite, tune_scope: TuneStage) -> tuple[list[RunSpec], list[StudySummary]]:
+    """The final runs, stage by stage: the suite's own runs through their tune blocks, then each later
+    stage's runs derived from its (tuned) sources and put through its own blocks.  `tune_scope(scope,
+    runs, upstream)` tunes (or applies the studies of) one stage's runs; `upstream` are the final runs
+    of the stages before it (what a stage's trials start from)."""
+    loaded = suite.loaded
+    spec = loaded.spec
+    own = [r for r in suite.runs if r.config.source is None]
+    by_stage: dict[str, list[RunSpec]] = {}
+    own, summaries = tune_scope(suite_scope(loaded), own, []) if spec.tune else (own, [])
+    by_stage[spec.stage] = own
+    for name, stage in spec.stages.items():
+        runs = expand_stage(loaded, name, by_stage[stage.from_])
+        if stage.tune:
+            scope = TuneScope(name, tuple(stage.tune), ("stages", name), tuple(stage_seeds(loaded, name, runs)))
+            runs, more = tune_scope(scope, runs, [r for rs in by_stage.values() for r in rs])
+            summaries += more
+        by_stage[name] = runs
+    return [r for rs in by_stage.values() for r in rs], summaries
+
+
+def _tuned_in_session(suite: Suite, tracker: Tracker, session: Session, pool: Pool, storage: str,
+                      console: Console) -> tuple[list[RunSpec], list[StudySummary], list[SuiteOutcome]]:
+    """Run the studies of every stage; a later stage's trials need their sources trained first, so the
+    runs before such a stage are run before its studies.  Returns (final runs, summaries, outcomes of
+    those earlier runs)."""
+    outcomes: list[SuiteOutcome] = []
+
+    def tune_scope(scope: TuneScope, runs: list[RunSpec], upstream: list[RunSpec]):
+        if upstream:
+            outcomes.append(run_suite(suite.loaded.spec, upstream, tracker, session, pool, console))
+        return tune_suite(suite.loaded, runs, tracker, session, pool, storage, console, scope)
+
+    runs, summaries = _derive(suite, tune_scope)
+    _warn_untuned(summaries, console)
+    return runs, summaries, outcomes
+
+
 def tune(suite: Suite, tracking_uri: str | None = None, workers: int | None = None, storage: str | None = None,
          console: Console | None = None, warm: WarmWorkers | None = None) -> tuple[list[RunSpec], list[StudySummary]]:
-    """Run (or resume) the suite's studies; returns the tuned runs and a summary per study."""
+    """Run (or resume) the suite's studies; returns the tuned runs and a summary per study (the studies
+    of a later stage need the runs before it: those are trained first)."""
     tracker, console = Tracker(tracking_uri), _console(console)
-    if not suite.loaded.spec.tune:
+    if not _has_tuning(suite):
         return suite.runs, []
     with suite_session(suite.name, tracker, console) as session, \
             make_pool(suite.loaded.spec.scheduler, workers, warm, session.store.log_dir(suite.name)) as pool:
-        return tune_suite(suite.loaded, suite.runs, tracker, session, pool, storage or default_storage(tracker.uri), console)
+        runs, summaries, _ = _tuned_in_session(suite, tracker, session, pool, storage or default_storage(tracker.uri), console)
+        return runs, summaries
 
 
 def run(suite: Suite, tracking_uri: str | None = None, workers: int | None = None, storage: str | None = None,
@@ -101,11 +150,10 @@ def run(suite: Suite, tracking_uri: str | None = None, workers: int | None = Non
     storage = storage or default_storage(tracker.uri)
     with suite_session(suite.name, tracker, console) as session, \
             make_pool(spec.scheduler, workers, warm, session.store.log_dir(suite.name)) as pool:
-        runs, summaries = suite.runs, []
-        if spec.tune:
-            runs, summaries = tune_suite(suite.loaded, suite.runs, tracker, session, pool, storage, console)
-            _warn_untuned(summaries, console)
-        outcome = run_suite(spec, runs, tracker, session, pool, console)
+        runs, summaries, earlier = suite.runs, [], []
+        if _has_tuning(suite):
+            runs, summaries, earlier = _tuned_in_session(suite, tracker, session, pool, storage, console)
+        outcome = run_suite(spec, runs, tracker, session, pool, console).after(earlier)
     result = _report(suite, runs, summaries, tracker, reports_dir) if reports_dir is not None else None
     return RunResult(outcome, runs, summaries, result)
 
@@ -115,8 +163,9 @@ def report(suite: Suite, tracking_uri: str | None = None, storage: str | None = 
     """Rebuild `reports_dir/<suite>/` from the store (studies read as they stand, nothing trained)."""
     tracker = Tracker(tracking_uri)
     runs, summaries = suite.runs, []
-    if suite.loaded.spec.tune:
-        runs, summaries = apply_studies(suite.loaded, suite.runs, storage or default_storage(tracker.uri))
+    if _has_tuning(suite):
+        stored = storage or default_storage(tracker.uri)
+        runs, summaries = _derive(suite, lambda scope, rs, upstream: apply_studies(suite.loaded, rs, stored, scope))
         _warn_untuned(summaries, _console(console))
     return _report(suite, runs, summaries, tracker, reports_dir)
 
@@ -132,7 +181,7 @@ def _report(suite: Suite, runs: list[RunSpec], summaries: list[StudySummary], tr
     results = collect(suite.loaded.spec, suite.loaded.path, runs, tracker, suite.overrides)
     claims = results.claims()
     out_dir = reports_dir / suite.name
-    path = results.write(out_dir, [tuning_section(summaries)] if suite.loaded.spec.tune else [], claims)
+    path = results.write(out_dir, [tuning_section(summaries)] if _has_tuning(suite) else [], claims)
     try:
         return ReportResult(path, claims, tracker.log_report(suite.name, out_dir, results.parent))
     except TrackingError as e:

@@ -12,7 +12,7 @@ def tuning_section(summaries: Sequence[StudySummary]) -> Section:
     rows = []
     for s in summaries:
         best = "–" if s.best_value is None else f"{s.best_value:.4g}"
-        rows.append([s.block, s.cell, f"{s.complete} / {s.pruned} / {s.failed - s.interrupted}", best,
+        rows.append([f"{s.stage}/{s.block}" if s.stage else s.block, s.cell, f"{s.complete} / {s.pruned} / {s.failed - s.interrupted}", best,
                      show_params(s.best_params) or "–", s.study])
     note = ("Trials per cell: complete / pruned / failed (trials interrupted by a stopped orchestrator are redone and not "
             "counted). The final runs of each cell use its best params (MLflow tags `tuned.<path>`).")

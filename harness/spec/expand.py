@@ -147,29 +147,51 @@ class _Runs:
         return added
 
 
-def expand(loaded: LoadedSuite) -> list[RunSpec]:
+def expand_first(loaded: LoadedSuite) -> list[RunSpec]:
+    """The runs of the suite's own (first) stage."""
     spec = loaded.spec
-    runs = _Runs(loaded)
-    first = runs.add_grid(spec, spec.defaults, spec.seeds, (), spec.stage if spec.stages else "")
+    first = _Runs(loaded).add_grid(spec, spec.defaults, spec.seeds, (), spec.stage if spec.stages else "")
     check_tune(loaded, spec.tune, first, spec.seeds, ())
-    by_stage = {spec.stage: first}
-    for name, stage in spec.stages.items():
-        at = ("stages", name)
-        if stage.from_ not in by_stage:
-            known = list(by_stage)
-            raise SpecError(loaded.locator.find(at + ("from",)), f"unknown stage '{stage.from_}'{did_you_mean(stage.from_, known)}"
-                            f" (stages before '{name}': {', '.join(known)})")
-        sources = [r for r in by_stage[stage.from_] if run_matches(r, stage.where)]
-        if not sources:
-            raise SpecError(loaded.locator.find(at + ("where",)), f"matches no run of stage '{stage.from_}'")
-        added = []
-        for src in sources:
-            base = merge(src.config.model_dump(mode="json", exclude={"source"}), stage.defaults)
-            added += runs.add_grid(stage, base, stage.seeds or [src.config.seed], at, name, src)
-        check_sources(loaded, added, {r.run_id: r for r in sources}, at)
-        check_tune(loaded, stage.tune, added, stage.seeds or sorted({r.config.seed for r in added}), at)
-        by_stage[name] = added
-    return runs.runs
+    return first
+
+
+def expand_stage(loaded: LoadedSuite, name: str, sources: list[RunSpec]) -> list[RunSpec]:
+    """The runs of a later stage, from the runs of its `from` stage (`sources`, e.g. tuned ones)."""
+    stage, at = loaded.spec.stages[name], ("stages", name)
+    matching = [r for r in sources if run_matches(r, stage.where)]
+    if not matching:
+        raise SpecError(loaded.locator.find(at + ("where",)), f"matches no run of stage '{stage.from_}'")
+    runs = _Runs(loaded)
+    added = []
+    for src in matching:
+        base = merge(src.config.model_dump(mode="json", exclude={"source"}), stage.defaults)
+        added += runs.add_grid(stage, base, stage.seeds or [src.config.seed], at, name, src)
+    check_sources(loaded, added, {r.run_id: r for r in matching}, at)
+    check_tune(loaded, stage.tune, added, stage_seeds(loaded, name, added), at)
+    return added
+
+
+def stage_seeds(loaded: LoadedSuite, name: str, runs: list[RunSpec]) -> list[int]:
+    """A stage's seeds: its own, else those its runs took from their sources."""
+    return loaded.spec.stages[name].seeds or sorted({r.config.seed for r in runs})
+
+
+def check_stage_order(loaded: LoadedSuite) -> None:
+    """Each stage starts from the suite's own stage or one declared before it."""
+    known = [loaded.spec.stage]
+    for name, stage in loaded.spec.stages.items():
+        if stage.from_ not in known:
+            raise SpecError(loaded.locator.find(("stages", name, "from")), f"unknown stage '{stage.from_}'"
+                            f"{did_you_mean(stage.from_, known)} (stages before '{name}': {', '.join(known)})")
+        known.append(name)
+
+
+def expand(loaded: LoadedSuite) -> list[RunSpec]:
+    check_stage_order(loaded)
+    by_stage = {loaded.spec.stage: expand_first(loaded)}
+    for name, stage in loaded.spec.stages.items():
+        by_stage[name] = expand_stage(loaded, name, by_stage[stage.from_])
+    return [r for runs in by_stage.values() for r in runs]
 
 
 def check_sources(loaded: LoadedSuite, runs: list[RunSpec], sources: dict[str, RunSpec], at: KeyPath) -> None:

@@ -5,7 +5,7 @@ plus the expanded runs into cells (one study each), trial configs, and tuned fin
     trial     = the cell's run at the tuning seed  + `set` (e.g. fewer steps)  + sampled params
     final run = every run of the cell              + the best params of its study
 
-No Optuna here (see harness/tune.py); this layer only knows config paths and values."""
+No Optuna here (see harness/tune/study.py); this layer only knows config paths and values."""
 
 from __future__ import annotations
 
@@ -22,7 +22,22 @@ from harness.spec.tune_models import TuneSpec
 from harness.spec.yamlio import KeyPath
 
 
-# ---------------------------------------------------------------- cells and configs
+# ---------------------------------------------------------------- scopes, cells and configs
+@dataclass(frozen=True)
+class TuneScope:
+    """The tune blocks of one stage: the suite's own (`at` = ()) or a later stage's (`at` = ("stages",
+    name)), with the stage's seeds (a block's default tuning seed is the first)."""
+
+    stage: str
+    blocks: tuple[TuneSpec, ...]
+    at: KeyPath
+    seeds: tuple[int, ...]
+
+    def study_prefix(self, suite: str) -> str:
+        """Studies are named <suite>/<block>/... for the suite's own blocks, <suite>/<stage>/<block>/... else."""
+        return f"{suite}/{self.stage}" if self.at else suite
+
+
 @dataclass(frozen=True)
 class Cell:
     """The runs one study tunes: they share the values of the block's `per` paths."""

@@ -33,7 +33,7 @@ from harness.session import Session
 from harness.spec.errors import Loc
 from harness.spec.load import LoadedSuite
 from harness.spec.models import RunSpec
-from harness.spec.tune import Cell, cells, trial_run, tuned
+from harness.spec.tune import Cell, TuneScope, cells, trial_run, tuned
 from harness.spec.tune_models import CategoricalParam, FloatParam, SamplerSpec, TuneSpec
 from harness.spec.yamlio import KeyPath
 from harness.store import StoreLayout
@@ -83,6 +83,7 @@ def _mark_interrupted(study: optuna.Study, trial: optuna.Trial | optuna.trial.Fr
 
 @dataclass
 class StudySummary:
+    stage: str  # "" for the suite's own tune blocks
     block: str
     cell: str
     study: str
@@ -104,8 +105,8 @@ class StudySummary:
         return self.used >= self.wanted and self.best_value is not None
 
 
-def summarize(study: optuna.Study, block: TuneSpec, cell: Cell) -> StudySummary:
-    s = StudySummary(block.name, cell.label, study.study_name, block.trials)
+def summarize(study: optuna.Study, block: TuneSpec, cell: Cell, scope: TuneScope | None = None) -> StudySummary:
+    s = StudySummary(scope.stage if scope is not None and scope.at else "", block.name, cell.label, study.study_name, block.trials)
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE:
             s.complete += 1
@@ -119,57 +120,67 @@ def summarize(study: optuna.Study, block: TuneSpec, cell: Cell) -> StudySummary:
     return s
 
 
-def _study(block: TuneSpec, cell: Cell, suite: str, storage: str) -> optuna.Study:
+def _study(block: TuneSpec, cell: Cell, prefix: str, storage: str) -> optuna.Study:
     return optuna.create_study(
-        study_name=cell.study_name(suite), storage=open_storage(block.storage or storage),
+        study_name=cell.study_name(prefix), storage=open_storage(block.storage or storage),
         sampler=build_sampler(block.sampler), pruner=build_pruner(block.pruner),
         direction=block.direction, load_if_exists=True,
     )
 
 
-def _locate(loaded: LoadedSuite, i: int, block: TuneSpec):
+def _locate(loaded: LoadedSuite, scope: TuneScope, i: int, block: TuneSpec):
     """Where a tuned config's bad value came from: the `set` or `space` entry that wrote it, else the block."""
     def locate(path: KeyPath) -> Loc:
         dotted = ".".join(str(p) for p in path)
         for section in ("set", "space"):
             for key in getattr(block, section):
                 if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
-                    return loaded.locator.find(("tune", i, section, key))
-        return loaded.locator.find(("tune", i))
+                    return loaded.locator.find(scope.at + ("tune", i, section, key))
+        return loaded.locator.find(scope.at + ("tune", i))
 
     return locate
 
 
-def apply_studies(loaded: LoadedSuite, runs: list[RunSpec], storage: str) -> tuple[list[RunSpec], list[StudySummary]]:
+def suite_scope(loaded: LoadedSuite) -> TuneScope:
+    """The suite's own tune blocks."""
+    return TuneScope(loaded.spec.stage, tuple(loaded.spec.tune), (), tuple(loaded.spec.seeds))
+
+
+def apply_studies(loaded: LoadedSuite, runs: list[RunSpec], storage: str,
+                  scope: TuneScope | None = None) -> tuple[list[RunSpec], list[StudySummary]]:
     """The final runs given the studies as they stand (no trial is run): cells whose study is
     done get their best params; the others keep the suite's values."""
+    scope = scope or suite_scope(loaded)
     summaries = []
-    for i, block in enumerate(loaded.spec.tune):
-        for cell in cells(block, runs, loaded.spec.seeds):
-            s = summarize(_study(block, cell, loaded.spec.name, storage), block, cell)
+    for i, block in enumerate(scope.blocks):
+        for cell in cells(block, runs, list(scope.seeds)):
+            s = summarize(_study(block, cell, scope.study_prefix(loaded.spec.name), storage), block, cell, scope)
             summaries.append(s)
             if s.done:
-                runs = tuned(runs, cell, s.best_params, _locate(loaded, i, block))
+                runs = tuned(runs, cell, s.best_params, _locate(loaded, scope, i, block))
     return runs, summaries
 
 
 def tune_suite(loaded: LoadedSuite, runs: list[RunSpec], tracker: Tracker, session: Session, pool: Pool, storage: str,
-               console: Console | None = None) -> tuple[list[RunSpec], list[StudySummary]]:
-    """Run every study of the suite to its trial count inside a suite session; return the tuned final
-    runs.  Raises Interrupted on SIGINT / SIGTERM (the trials in flight are marked FAIL, interrupted)."""
+               console: Console | None = None, scope: TuneScope | None = None) -> tuple[list[RunSpec], list[StudySummary]]:
+    """Run every study of `scope` (default: the suite's own tune blocks) to its trial count inside a suite
+    session; return the tuned final runs.  Raises Interrupted on SIGINT / SIGTERM (the trials in flight
+    are marked FAIL, interrupted)."""
     console = console or Console(stderr=True)
+    scope = scope or suite_scope(loaded)
     summaries: list[StudySummary] = []
     with tempfile.TemporaryDirectory(prefix="harness-trials-") as tmp:
         trials = _Trials(loaded, tracker, session, pool, Path(tmp), storage)
         try:
-            for i, block in enumerate(loaded.spec.tune):
-                for cell in cells(block, runs, loaded.spec.seeds):
-                    s = trials.run_study(i, block, cell)
-                    console.print(f"[bold]tune[/] {block.name} {escape('[' + cell.label + ']')}: {s.complete} complete, "
+            for i, block in enumerate(scope.blocks):
+                for cell in cells(block, runs, list(scope.seeds)):
+                    s = trials.run_study(scope, i, block, cell)
+                    where = f"{scope.stage}/" if scope.at else ""
+                    console.print(f"[bold]tune[/] {where}{block.name} {escape('[' + cell.label + ']')}: {s.complete} complete, "
                                   f"{s.pruned} pruned, {s.failed} failed; best {s.best_value} at {s.best_params}")
                     summaries.append(s)
                     if s.done:
-                        runs = tuned(runs, cell, s.best_params, _locate(loaded, i, block))
+                        runs = tuned(runs, cell, s.best_params, _locate(loaded, scope, i, block))
         except BaseException:
             trials.close(Status.KILLED)
             raise
@@ -187,15 +198,15 @@ class _Trials:
         self.log_dir = session.store.log_dir(loaded.spec.name) / "tune"
         self.parent = ""
 
-    def run_study(self, i: int, block: TuneSpec, cell: Cell) -> StudySummary:
-        study = _study(block, cell, self.loaded.spec.name, self.storage)
+    def run_study(self, scope: TuneScope, i: int, block: TuneSpec, cell: Cell) -> StudySummary:
+        study = _study(block, cell, scope.study_prefix(self.loaded.spec.name), self.storage)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             _mark_interrupted(study, t)  # left by a dead process: redone, not counted
-        s = summarize(study, block, cell)
+        s = summarize(study, block, cell, scope)
         wave = len(self.pool.open())
         while s.used < block.trials:
-            self._wave(study, i, block, cell, min(wave, block.trials - s.used))
-            s = summarize(study, block, cell)
+            self._wave(study, scope, i, block, cell, min(wave, block.trials - s.used))
+            s = summarize(study, block, cell, scope)
         if self.parent:
             cell_key = cell.label.replace("=", ":").replace(",", " ")  # MLflow tag names allow no '=' or ','
             self.tracker.set_tags(self.parent, {f"tune.{block.name}.best/{cell_key}": json.dumps(s.best_params)})
@@ -218,12 +229,12 @@ class _Trials:
         log = self.log_dir / f"{study.study_name.replace('/', '_')}-{t.number}.log"
         return job_for(run, str(t.number), self.tmp, self.tracker.uri, log, "--trial", str(ref_path))
 
-    def _wave(self, study: optuna.Study, i: int, block: TuneSpec, cell: Cell, n: int) -> None:
+    def _wave(self, study: optuna.Study, scope: TuneScope, i: int, block: TuneSpec, cell: Cell, n: int) -> None:
         """Ask `n` trials, run them at once, tell each its outcome (the next wave sees them all)."""
         tracked = TrackedJobs(self.tracker, self.session.experiment_id, self._parent_run())
         trials = {str(t.number): t for t in (study.ask(distributions(block)) for _ in range(n))}
-        locate = _locate(self.loaded, i, block)
-        runs = {k: trial_run(cell, t.params, locate, self.loaded.spec.seeds) for k, t in trials.items()}
+        locate = _locate(self.loaded, scope, i, block)
+        runs = {k: trial_run(cell, t.params, locate, list(scope.seeds)) for k, t in trials.items()}
 
         def on_start(job: Job, slot: Slot) -> list[str]:
             t, run = trials[job.key], runs[job.key]
