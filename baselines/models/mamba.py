@@ -27,14 +27,17 @@ loop records T small steps; the fused scan allocates nothing of size [B, T, E, N
 1/k of it) and keeps its working set in cache.  Measured there (1 thread), fwd+bwd of one scan, E=128,
 N=16: B=32, T=128: parallel 626 ms, sequential 233 ms, fused 57 ms; B=16, T=256: 306 / 358 / 56 ms;
 B=32, T=64: 76 / 82 / 32 ms.  Of a whole mixer against mambapy in the same process
-(benchmarks/test_bench_mamba.py, ours / mambapy): B=16, T=256: parallel 0.54, sequential 0.81, fused
-0.17; B=32, T=64 (the copying suite): 0.54 / 0.56 / 0.21.
+(benchmarks/test_bench_mamba.py, ours / mambapy, over 2 runs): B=16, T=256: parallel 0.54-0.74,
+sequential 0.67-0.81, fused 0.16-0.17; B=32, T=64 (the copying suite): 0.53-0.54 / 0.51-0.56 / 0.21-0.23.
+(mambapy's time swings with the page faults: 129k minor faults per fwd+bwd at B=16, T=256; the fused
+scan's mixer has none there.)
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -163,7 +166,9 @@ class FusedScan(torch.autograd.Function):
     step by step.  Forward keeps the state before each block (a checkpoint); backward recomputes a block's
     states from it and runs the adjoint lam_t = C_t gy_t + a_{t+1} lam_{t+1} backwards in time.
     dL/du_t = lam_t and dL/d(dt_t A) = lam_t a_t h_{t-1} give all input gradients.  Nothing of size
-    [B, T, E, N] is allocated (fresh large buffers cost page faults on CPU, more than recomputing)."""
+    [B, T, E, N] is allocated (fresh large buffers cost page faults on CPU, more than recomputing).
+    Tried, not kept: torch.jit.script of the step loop (6% on one block's states; deprecated in torch 2.13),
+    a [B, N, E] state layout (2-8% on the mixer, within the box's noise)."""
 
     @staticmethod
     def forward(ctx, x, dt, A, B, C):

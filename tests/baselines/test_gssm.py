@@ -3,13 +3,12 @@ their sequential references, step-by-step generation against the full forward, r
 
 import pytest
 import torch
-
 from conftest import FakeTokenTask
 from pydantic import ValidationError
 
 import baselines  # noqa: F401
-from baselines.models.lstm import LSTMConfig
 import baselines.models.mamba as mamba
+from baselines.models.lstm import LSTMConfig
 from baselines.models.mamba import Mamba, MambaConfig, selective_scan, selective_scan_fused, selective_scan_ref
 from baselines.models.s4d import S4DConfig
 from harness.components import MODELS
@@ -139,7 +138,7 @@ def test_fused_scan_float32_close_to_reference_at_bench_shape():
     grads = zip(torch.autograd.grad(fast, args, gy), torch.autograd.grad(ref, args, gy))
     for name, (gf, gr) in zip("x dt A B C D".split(), grads):
         assert torch.isfinite(gf).all(), name
-        torch.testing.assert_close(gf, gr, rtol=1e-4, atol=1e-4 * gr.abs().max().item(), msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(gf, gr, rtol=1e-4, atol=1e-4 * gr.abs().max().item(), msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_scan_choice():
@@ -219,7 +218,7 @@ def test_mamba_block_matches_mambapy(scan):
     g_ours = torch.autograd.grad(ours(x), [x, *ours.parameters()], gy)
     g_theirs = torch.autograd.grad(theirs(x), [x, *(theirs_by_name[n] for n in names)], gy)
     for name, a, b in zip(["x", *names], g_ours, g_theirs):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("name, exempt", [("mamba", {"A_log"}), ("s4d", {"log_A_real", "A_imag"})])
