@@ -27,8 +27,8 @@ loop records T small steps; the fused scan allocates nothing of size [B, T, E, N
 1/k of it) and keeps its working set in cache.  Measured there (1 thread), fwd+bwd of one scan, E=128,
 N=16: B=32, T=128: parallel 626 ms, sequential 233 ms, fused 57 ms; B=16, T=256: 306 / 358 / 56 ms;
 B=32, T=64: 76 / 82 / 32 ms.  Of a whole mixer against mambapy in the same process
-(benchmarks/test_bench_mamba.py, ours / mambapy, over 2 runs): B=16, T=256: parallel 0.54-0.74,
-sequential 0.67-0.81, fused 0.16-0.17; B=32, T=64 (the copying suite): 0.53-0.54 / 0.51-0.56 / 0.21-0.23.
+(benchmarks/test_bench_mamba.py, ours / mambapy, over 3 runs): B=16, T=256: parallel 0.47-0.74,
+sequential 0.67-0.81, fused 0.14-0.17; B=32, T=64 (the copying suite): 0.53-0.55 / 0.47-0.56 / 0.21-0.27.
 (mambapy's time swings with the page faults: 129k minor faults per fwd+bwd at B=16, T=256; the fused
 scan's mixer has none there.)
 """
