@@ -7,19 +7,30 @@ Block: in_proj to (x, z) [E = expand * d_model each]; x -> causal depthwise conv
 x_proj(x) -> (dt [dt_rank], B [N], C [N]); dt = softplus(dt_proj(dt)); A = -exp(A_log) (S4D-real init);
 selective scan  h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t,  y_t = C_t . h_t + D x_t;  out_proj(y * SiLU(z)).
 
-Two scans compute the same recurrence:
-- `selective_scan` (training): a chunked two-level scan over time. Time is cut into chunks of ~sqrt(T);
+Three scans compute the same recurrence:
+- `selective_scan` (parallel): a chunked two-level scan over time. Time is cut into chunks of ~sqrt(T);
   all chunks are scanned at once (one vectorised step per position inside a chunk), then the chunk
   carries are propagated and folded back in with the within-chunk cumulative decay.  Only products of
   decays in (0, 1] are formed (no division, no log-space differences), so it is stable for any dt.
   `ChunkedScan` gives it a hand-written backward: the adjoint is the same scan run backwards in time.
-- `selective_scan_ref` (test oracle): the plain sequential loop, differentiated by autograd.
+- `selective_scan_fused` (fused): the sequential loop as one autograd node (`FusedScan`), time-major, in
+  blocks of a few steps: a block's decays and inputs are formed at once in reused [k, B, E, N] buffers and
+  only the recurrence runs step by step; forward keeps the state before each block, backward recomputes a
+  block's states from it and runs the adjoint recurrence backwards in time.  Also only products of decays.
+- `selective_scan_ref` (sequential, the test oracle): the plain loop, differentiated by autograd.
 
-Which one trains (`scan`): `parallel` = the chunked scan, `sequential` = the loop, `auto` = parallel on
-CUDA, sequential on CPU.  On CPU the work is memory-bound: the parallel scan materialises [B, T, E, N]
-tensors (decays, inputs, states, cumulative decays) and makes several passes over them, while the loop
-touches one [B, E, N] slice per step that stays in cache.  Measured on this repo's 2-core CPU box at
-B=32, T=128, E=128, N=16, fwd+bwd of one scan: parallel 472 ms, sequential 114 ms.
+Which one trains (`scan`): `parallel`, `fused`, `sequential`; `auto` = parallel on CUDA, fused elsewhere.
+On CPU the work is memory-bound, and a fresh [B, T, E, N] buffer costs more than the math on it (page
+faults: 17 ms to allocate and fill 32 MiB on this repo's 2-core box, 1.6 ms to refill it).  The parallel
+scan (and mambapy's Blelloch scan) materialise several such tensors per pass; autograd through the plain
+loop records T small steps; the fused scan allocates nothing of size [B, T, E, N] (its checkpoints are
+1/k of it) and keeps its working set in cache.  Measured there (1 thread), fwd+bwd of one scan, E=128,
+N=16: B=32, T=128: parallel 626 ms, sequential 233 ms, fused 57 ms; B=16, T=256: 306 / 358 / 56 ms;
+B=32, T=64: 76 / 82 / 32 ms.  Of a whole mixer against mambapy in the same process
+(benchmarks/test_bench_mamba.py, ours / mambapy, over 3 runs): B=16, T=256: parallel 0.47-0.74,
+sequential 0.67-0.81, fused 0.14-0.17; B=32, T=64 (the copying suite): 0.53-0.55 / 0.47-0.56 / 0.21-0.27.
+(mambapy's time swings with the page faults: 129k minor faults per fwd+bwd at B=16, T=256; the fused
+scan's mixer has none there.)
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from baselines.models.recurrent_stack import RecurrentStack
 from harness.components import MODELS, Task, token_task
@@ -48,7 +60,7 @@ class MambaConfig(ComponentConfig):
     dt_rank: int | None = Field(default=None, ge=1)  # None -> ceil(d_model / 16)
     dt_min: float = Field(default=1e-3, gt=0.0)
     dt_max: float = Field(default=1e-1, gt=0.0)
-    scan: Literal["auto", "parallel", "sequential"] = "auto"  # see the module docstring
+    scan: Literal["auto", "parallel", "fused", "sequential"] = "auto"  # see the module docstring
 
 
 # ---------------------------------------------------------------- scans of h_t = a_t * h_{t-1} + u_t
@@ -131,14 +143,107 @@ def selective_scan_ref(x, dt, A, B, C, D):
     return torch.stack(ys, dim=1) + D * x  # [B, T, E]
 
 
+# ---------------------------------------------------------------- fused scan: the loop, with a hand-written backward
+
+_BLOCK_ELEMS = 1 << 18  # elements of one [k, B, E, N] work buffer (1 MiB in float32): k = time steps per block
+
+
+def _block_states(dt, dtx, B, A, h0, a, h) -> None:
+    """Decays a_t = exp(dt_t A) and states h_t of one block of k steps, from the state h0 before it.
+    dt, dtx (= dt * x): [k, B, E]; B: [k, B, N]; A: [E, N]; h0: [B, E, N]; a, h (written): [k, B, E, N]."""
+    torch.mul(dt.unsqueeze(-1), A, out=a).exp_()
+    torch.mul(dtx.unsqueeze(-1), B.unsqueeze(2), out=h)  # inputs u_t = dt_t x_t B_t
+    prev = h0
+    for a_t, h_t in zip(a, h):  # h_t = a_t h_{t-1} + u_t, in place
+        h_t.addcmul_(a_t, prev)
+        prev = h_t
+
+
+class FusedScan(torch.autograd.Function):
+    """y_t = C_t . h_t, h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t: the loop of `selective_scan_ref`, time-major
+    ([T, B, E, N]: one step is a contiguous slice), cut into blocks of k steps.  Per block the decays and
+    inputs are formed for all k steps at once into reused [k, B, E, N] buffers, and only the recurrence runs
+    step by step.  Forward keeps the state before each block (a checkpoint); backward recomputes a block's
+    states from it and runs the adjoint lam_t = C_t gy_t + a_{t+1} lam_{t+1} backwards in time.
+    dL/du_t = lam_t and dL/d(dt_t A) = lam_t a_t h_{t-1} give all input gradients.  Nothing of size
+    [B, T, E, N] is allocated (fresh large buffers cost page faults on CPU, more than recomputing).
+    Tried, not kept: torch.jit.script of the step loop (6% on one block's states; deprecated in torch 2.13),
+    a [B, N, E] state layout (2-8% on the mixer, within the box's noise)."""
+
+    @staticmethod
+    def forward(ctx, x, dt, A, B, C):
+        Bs, T, E = x.shape
+        N = A.shape[1]
+        K = max(1, min(T, _BLOCK_ELEMS // (Bs * E * N)))
+        dtx = (dt * x).transpose(0, 1).contiguous()  # [T, B, E]
+        dt, B, C = (t.transpose(0, 1).contiguous() for t in (dt, B, C))  # [T, B, E], [T, B, N] x 2
+        a, h = x.new_empty(K, Bs, E, N), x.new_empty(K, Bs, E, N)
+        y = x.new_empty(T, Bs, E)
+        blocks = list(zip(dt.split(K), dtx.split(K), B.split(K), C.split(K), y.split(K)))
+        h0 = x.new_empty(len(blocks), Bs, E, N)  # h0[c]: the state before block c
+        h0[0] = 0.0
+        for c, (dt_c, dtx_c, B_c, C_c, y_c) in enumerate(blocks):
+            k = len(dt_c)
+            _block_states(dt_c, dtx_c, B_c, A, h0[c], a[:k], h[:k])
+            torch.matmul(h[:k], C_c.unsqueeze(-1), out=y_c.unsqueeze(-1))  # y_t = h_t . C_t (over N)
+            if c + 1 < len(blocks):
+                h0[c + 1] = h[k - 1]
+        ctx.save_for_backward(x, A, dt, dtx, B, C, h0)
+        ctx.block = K
+        return y.transpose(0, 1)  # [B, T, E]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        x, A, dt, dtx, B, C, h0 = ctx.saved_tensors  # time-major: [T, B, E], [T, B, N]
+        K, (T, Bs, E), N = ctx.block, dt.shape, A.shape[1]
+        gy = gy.transpose(0, 1).contiguous()  # [T, B, E]
+        a, h, lam = (x.new_empty(K, Bs, E, N) for _ in range(3))
+        g_dtx, g_dt = x.new_empty(T, Bs, E), x.new_empty(T, Bs, E)  # dL/d(dt x); dL/d dt through the decays
+        gB, gC = x.new_empty(T, Bs, N), x.new_empty(T, Bs, N)
+        gA = A.new_zeros(E, N)
+        carry = x.new_zeros(Bs, E, N)  # a_t lam_t at the first step t of the block after this one
+        blocks = list(zip(dt.split(K), dtx.split(K), B.split(K), C.split(K), gy.split(K),
+                          g_dtx.split(K), g_dt.split(K), gB.split(K), gC.split(K)))
+        for c in range(len(blocks) - 1, -1, -1):
+            dt_c, dtx_c, B_c, C_c, gy_c, g_dtx_c, g_dt_c, gB_c, gC_c = blocks[c]
+            k = len(dt_c)
+            a_c, h_c, lam_c = a[:k], h[:k], lam[:k]
+            _block_states(dt_c, dtx_c, B_c, A, h0[c], a_c, h_c)
+            torch.matmul(gy_c.unsqueeze(-2), h_c, out=gC_c.unsqueeze(-2))  # dL/dC_t = gy_t . h_t (over E)
+            torch.mul(gy_c.unsqueeze(-1), C_c.unsqueeze(2), out=lam_c)  # dL/dh_t from y_t
+            lam_c[k - 1] += carry
+            for t in range(k - 2, -1, -1):  # lam_t += a_{t+1} lam_{t+1}
+                lam_c[t].addcmul_(a_c[t + 1], lam_c[t + 1])
+            torch.mul(a_c[0], lam_c[0], out=carry)
+            torch.matmul(lam_c, B_c.unsqueeze(-1), out=g_dtx_c.unsqueeze(-1))  # lam_t . B_t (over N)
+            torch.matmul(dtx_c.unsqueeze(-2), lam_c, out=gB_c.unsqueeze(-2))  # dL/dB_t = (dt x)_t . lam_t (over E)
+            q = lam_c  # q_t = dL/d(dt_t A) = lam_t a_t h_{t-1}, in lam's buffer
+            q[1:].mul_(h_c[:-1])
+            q[0].mul_(h0[c])
+            q.mul_(a_c)
+            q_e = q.view(k * Bs, E, N).transpose(0, 1)  # [E, k B, N]
+            g_dt_c.copy_(torch.bmm(q_e, A.unsqueeze(-1)).view(E, k * Bs).t().view(k, Bs, E))  # q_t . A (over N)
+            gA += torch.mul(q, dt_c.unsqueeze(-1), out=h_c).sum((0, 1))  # sum over t, b of q_t dt_t
+        g_dt.addcmul_(g_dtx, x.transpose(0, 1))
+        gx = g_dtx.mul_(dt)
+        return gx.transpose(0, 1), g_dt.transpose(0, 1), gA, gB.transpose(0, 1), gC.transpose(0, 1)
+
+
+def selective_scan_fused(x, dt, A, B, C, D):
+    """`selective_scan_ref` (same signature and result) as one autograd node: see `FusedScan`."""
+    return FusedScan.apply(x, dt, A, B, C) + D * x
+
+
 ScanFn = Callable[..., torch.Tensor]
+SCANS: dict[str, ScanFn] = {"parallel": selective_scan, "fused": selective_scan_fused, "sequential": selective_scan_ref}
 
 
 def pick_scan(mode: str, device: torch.device) -> ScanFn:
-    """`auto`: the parallel scan where there is parallel hardware (CUDA), the loop on CPU."""
-    if mode == "parallel" or (mode == "auto" and device.type == "cuda"):
-        return selective_scan
-    return selective_scan_ref
+    """`auto`: the chunked parallel scan where there is parallel hardware (CUDA), the fused loop elsewhere."""
+    if mode == "auto":
+        mode = "parallel" if device.type == "cuda" else "fused"
+    return SCANS[mode]
 
 
 # ---------------------------------------------------------------- model
@@ -177,7 +282,8 @@ class MambaBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T = x.shape[1]
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # [B, T, E] each
-        xs = F.silu(self.conv1d(xs.transpose(1, 2))[..., :T].transpose(1, 2))  # causal conv: [B, T, E]
+        xs = self.conv1d(xs.transpose(1, 2))[..., :T].transpose(1, 2).contiguous()  # causal conv: [B, T, E]
+        xs = F.silu(xs)  # (on the strided conv view, SiLU's backward took 7x as long as on a contiguous copy)
         dt, B, C = self._ssm_params(xs)
         scan = self.scan or pick_scan(self.scan_mode, xs.device)
         y = scan(xs, dt, -torch.exp(self.A_log), B, C, self.D)  # [B, T, E]
