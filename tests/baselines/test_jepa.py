@@ -5,8 +5,11 @@ from ssl_fakes import FakeImageTask, tiny_vit
 from torch import nn
 
 import baselines  # noqa: F401
-from baselines.methods.jepa import JEPA, JEPAConfig, ema_momentum, ema_update
-from baselines.ssl.masks import Masks, MaskedImageBatch, MultiBlockMaskConfig
+from baselines.methods.jepa import JEPA, JEPAConfig
+from baselines.ssl.grid_masks import MultiBlockMaskConfig
+from baselines.ssl.masks import MaskedBatch, Masks
+from baselines.ssl.predictors import ConcatPredictorConfig
+from baselines.ssl.targets import ema_momentum, ema_update
 from harness.components import METHODS
 from harness.spec.models import OptimizerConfig
 from harness.train.optim import build_optimizer
@@ -17,11 +20,11 @@ MASK = MultiBlockMaskConfig(n_targets=2, target_scale=(0.1, 0.2), min_keep=2)
 
 
 def jepa(**kw) -> JEPA:
-    cfg = JEPAConfig(name="jepa", pred_d_model=8, pred_n_layers=1, pred_n_heads=2, mask=MASK, **kw)
+    cfg = JEPAConfig(name="jepa", predictor=ConcatPredictorConfig(d_model=8, n_layers=1, n_heads=2), mask=MASK, **kw)
     return METHODS.get("jepa").build(cfg, tiny_vit(), FakeImageTask())
 
 
-def batch(method: JEPA, seed: int = 0, size: int = 4) -> MaskedImageBatch:
+def batch(method: JEPA, seed: int = 0, size: int = 4) -> MaskedBatch:
     gen = torch.Generator().manual_seed(seed)
     return method.collate(next(FakeImageTask().train_batches(size, gen)), gen)
 
@@ -89,7 +92,7 @@ def test_predictions_see_only_the_context_patches():
     m.module.eval()
     b = batch(m)
     ctx, tgt = b.masks.context, b.masks.targets  # [B, Nc], [B, M, Nt]
-    images = b.images.clone()  # [B, 1, 8, 8]
+    images = b.inputs.clone()  # [B, 1, 8, 8]
     changed = images.clone()
     for row in range(len(b)):
         hidden = sorted(set(range(16)) - set(ctx[row].tolist()))  # non-context patches of this image
@@ -97,17 +100,17 @@ def test_predictions_see_only_the_context_patches():
             r, c = divmod(patch, 4)
             changed[row, :, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2] = 50.0
     with torch.no_grad():
-        a = m.predictor(m.encoder(images, keep=ctx), ctx, tgt)  # [B, M, Nt, D]
-        z = m.predictor(m.encoder(changed, keep=ctx), ctx, tgt)
+        a = m.predictor(m.encoder(images, b.layout, keep=ctx), ctx, tgt, b.layout)  # [B, M, Nt, D]
+        z = m.predictor(m.encoder(changed, b.layout, keep=ctx), ctx, tgt, b.layout)
         torch.testing.assert_close(a, z)
         # ... but the targets do change: they come from the full image
-        assert not torch.allclose(m.target_tokens(images, tgt), m.target_tokens(changed, tgt))
+        assert not torch.allclose(m.target_tokens(images, b.layout, tgt), m.target_tokens(changed, b.layout, tgt))
 
 
 def test_target_tokens_are_layer_normed_over_features():
     m = jepa()
     b = batch(m)
-    h = m.target_tokens(b.images, b.masks.targets)  # [B, M, Nt, D]
+    h = m.target_tokens(b.inputs, b.layout, b.masks.targets)  # [B, M, Nt, D]
     assert h.shape == (*b.masks.targets.shape, 16) and not h.requires_grad
     torch.testing.assert_close(h.mean(-1), torch.zeros(h.shape[:-1]), atol=1e-5, rtol=0)
     torch.testing.assert_close(h.var(-1, unbiased=False), torch.ones(h.shape[:-1]), atol=1e-3, rtol=0)
@@ -123,7 +126,7 @@ def test_loss_kinds():
 def test_collate_draws_masks_deterministically_per_generator():
     m = jepa()
     a, b, c = batch(m, seed=0), batch(m, seed=0), batch(m, seed=1)
-    assert isinstance(a.masks, Masks) and torch.equal(a.images, b.images)
+    assert isinstance(a.masks, Masks) and torch.equal(a.inputs, b.inputs)
     assert torch.equal(a.masks.context, b.masks.context) and torch.equal(a.masks.targets, b.masks.targets)
     assert not (a.masks.targets.shape == c.masks.targets.shape and torch.equal(a.masks.targets, c.masks.targets))
     for row in range(len(a)):  # context and targets are disjoint
@@ -134,8 +137,8 @@ def test_evaluate_probes_the_target_encoder():
     m = jepa()
     metrics = m.evaluate()
     assert set(metrics) == {
-        "probe/linear", "probe/knn", "collapse/std_mean", "collapse/std_min", "collapse/eff_rank",
-        "collapse/eff_rank_centered", "ema/momentum",
+        "probe/linear", "probe/knn", "probe_chosen/linear_l2", "collapse/std_mean", "collapse/std_min",
+        "collapse/eff_rank", "collapse/eff_rank_centered", "collapse/content_share", "ema/momentum", "eval/step",
     }
     assert 0.0 <= metrics["probe/linear"] <= 1.0 and 0.0 <= metrics["probe/knn"] <= 1.0
     assert metrics["collapse/eff_rank"] >= 1.0 and metrics["ema/momentum"] == 0.996
@@ -152,9 +155,11 @@ def test_config_validation_and_default_mask():
     assert cfg.mask.name == "multiblock" and cfg.loss == "l2" and cfg.ema_start == 0.996
     with pytest.raises(ValidationError, match="ema_end"):
         JEPAConfig(name="jepa", ema_start=0.99, ema_end=0.9)
-    with pytest.raises(ValidationError, match="pred_n_heads"):
-        JEPAConfig(name="jepa", pred_d_model=8, pred_n_heads=3)
-    with pytest.raises(TypeError, match="needs the vit model"):
+    with pytest.raises(ValidationError, match="n_heads=3 must divide d_model=8"):
+        JEPAConfig(name="jepa", predictor={"name": "concat", "d_model": 8, "n_heads": 3})
+    with pytest.raises(ValidationError, match="unknown predictor 'conact'; did you mean 'concat'"):
+        JEPAConfig(name="jepa", predictor={"name": "conact"})
+    with pytest.raises(TypeError, match="needs a token encoder model"):
         METHODS.get("jepa").build(cfg, nn.Linear(2, 2), FakeImageTask())
 
 
