@@ -11,7 +11,8 @@ A grid of H x W tokens (the layout's `shape`) is indexed row-major: token (r, c)
                 counts per sample: every row is cut to the batch minimum by a random subset, so that the
                 batch is one [B, Nc] tensor.
     block       one rectangular target block (scale / aspect drawn per batch, position per sample); the context
-                is its complement.
+                is its complement.  A block over half the grid in both directions always covers the centre
+                (wherever it is placed), so a scale whose every block is that large is refused.
     strips      (A-JEPA's time-frequency masking, arXiv 2311.15830) n_targets full-extent strips along one axis
                 of the grid: a time strip covers `width` time steps over every frequency, a frequency band
                 `width` frequencies over all time.  The axis is drawn per batch from `axes`, the strips'
@@ -61,6 +62,15 @@ def place_blocks(rng: np.random.Generator, grid: tuple[int, int], size: tuple[in
     rows = (np.arange(H) >= top) & (np.arange(H) < top + height)  # [*shape, H]
     cols = (np.arange(W) >= left) & (np.arange(W) < left + width)  # [*shape, W]
     return rows[..., :, None] & cols[..., None, :]
+
+
+def always_covers_centre(grid: tuple[int, int], scale: float, aspect: tuple[float, float]) -> bool:
+    """True when every block of the smallest area `scale` (any aspect in the range) spans more than half the
+    grid in both directions: placed anywhere, it then covers the central tokens."""
+    ratios = np.exp(np.linspace(math.log(aspect[0]), math.log(aspect[1]), 64))
+    area = scale * grid[0] * grid[1]
+    sizes = [(min(max(round(math.sqrt(area * r)), 1), grid[0]), min(max(round(math.sqrt(area / r)), 1), grid[1])) for r in ratios]
+    return all(2 * h > grid[0] and 2 * w > grid[1] for h, w in sizes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,7 +148,7 @@ MASKS.register("multiblock", MultiBlockMaskConfig)(MultiBlockSampler)
 
 class BlockMaskConfig(ComponentConfig):
     name: Literal["block"] = "block"
-    scale: tuple[float, float] = (0.4, 0.6)  # fraction of the tokens in the target block
+    scale: tuple[float, float] = (0.2, 0.35)  # fraction of the tokens in the target block
     aspect: tuple[float, float] = (0.75, 1.5)  # height / width of the target block
 
     @model_validator(mode="after")
@@ -153,6 +163,10 @@ class BlockSampler:
 
     def __init__(self, cfg: BlockMaskConfig, layout: Layout) -> None:
         self.cfg, self.grid = cfg, layout.grid_shape(2, "mask block")
+        if always_covers_centre(self.grid, cfg.scale[0], cfg.aspect):
+            raise ValueError(f"mask block: every block of scale >= {cfg.scale[0]} is over half the {self.grid} grid in "
+                             f"both directions, so the central tokens would always be masked, never in the context; "
+                             f"lower scale")
 
     def __call__(self, layout: Layout, batch_size: int, generator: torch.Generator, progress: float) -> Masks:
         (H, W), N = self.grid, self.grid[0] * self.grid[1]

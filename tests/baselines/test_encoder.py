@@ -115,3 +115,20 @@ def test_mae_decoder_shapes():
     dec = ConcatPredictor(ConcatPredictorConfig(d_model=8, n_layers=1, n_heads=2, joint=True), 16, 4, SinCosConfig(), GRID)
     out = dec(torch.randn(2, 4, 16), torch.tensor([[0, 1, 2, 3]] * 2), torch.tensor([[[4, 5, 6]], [[9, 8, 7]]]), GRID)
     assert out.shape == (2, 1, 3, 4)
+
+
+def test_predictor_queries_carry_their_target_positions():
+    """A mask token knows which token it stands for only through the positional encoding of its target index:
+    moving a target moves its prediction, permuting the targets permutes the predictions, and the prediction
+    of a position does not depend on the order it is asked in."""
+    torch.manual_seed(0)
+    pred = ConcatPredictor(ConcatPredictorConfig(d_model=8, n_layers=2, n_heads=2), 16, 16, SinCosConfig(), GRID).eval()
+    ctx, ctx_idx = torch.randn(1, 4, 16), torch.tensor([[0, 5, 10, 15]])
+    with torch.no_grad():
+        out = pred(ctx, ctx_idx, torch.tensor([[[1, 2, 3]]]), GRID)[0, 0]  # [3, 16]
+        swapped = pred(ctx, ctx_idx, torch.tensor([[[3, 1, 2]]]), GRID)[0, 0]
+        torch.testing.assert_close(swapped, out[[2, 0, 1]])  # equivariant: predictions follow their positions
+        moved = pred(ctx, ctx_idx, torch.tensor([[[1, 2, 7]]]), GRID)[0, 0]
+        assert not torch.allclose(moved[2], out[2])  # target 3 -> 7: another prediction
+        for a, b in zip(pred(ctx, ctx_idx, torch.tensor([[[4, 8, 12]]]), GRID)[0, 0], pred(ctx, ctx_idx, torch.tensor([[[12, 8, 4]]]), GRID)[0, 0].flip(0)):
+            torch.testing.assert_close(a, b)

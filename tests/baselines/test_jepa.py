@@ -9,7 +9,7 @@ from baselines.methods.jepa import JEPA, JEPAConfig
 from baselines.ssl.grid_masks import MultiBlockMaskConfig
 from baselines.ssl.masks import MaskedBatch, Masks
 from baselines.ssl.predictors import ConcatPredictorConfig
-from baselines.ssl.targets import ema_momentum, ema_update
+from baselines.ssl.targets import ema_momentum, ema_update, latent_loss
 from harness.components import METHODS
 from harness.spec.models import OptimizerConfig
 from harness.train.optim import build_optimizer
@@ -167,3 +167,72 @@ def test_module_holds_encoder_predictor_and_target():
     m = jepa()
     state = m.module.state_dict()  # what the loop moves to the device and checkpoints
     assert any(k.startswith("target.") for k in state) and any(k.startswith("predictor.") for k in state)
+
+
+def test_latent_losses():
+    pred, target = torch.tensor([[0.0, 3.0]]), torch.tensor([[1.0, 1.0]])
+    assert latent_loss(pred, target, "l2").item() == pytest.approx((1 + 4) / 2)
+    assert latent_loss(pred, target, "l1").item() == pytest.approx((1 + 2) / 2)
+    assert latent_loss(pred, target, "smooth_l1", beta=2.0).item() == pytest.approx((0.5 * 1 / 2 + (2 - 1)) / 2)
+    assert latent_loss(target * 3, target, "cosine").item() == pytest.approx(0.0, abs=1e-6)  # scale-free
+    assert latent_loss(-target, target, "cosine").item() == pytest.approx(2.0)
+    b = batch(jepa())
+    losses = {kind: jepa(loss=kind).loss(b).loss.item() for kind in ("l2", "smooth_l1", "l1", "cosine")}
+    assert len({round(v, 6) for v in losses.values()}) == 4
+
+
+def test_cosine_ema_schedule():
+    assert ema_momentum(1, 100, 0.99, 1.0, "cosine") == pytest.approx(0.99)
+    assert ema_momentum(100, 100, 0.99, 1.0, "cosine") == pytest.approx(1.0)
+    assert ema_momentum(50, 99, 0.99, 1.0, "cosine") == pytest.approx(0.995)  # halfway
+    assert ema_momentum(10, 100, 0.99, 1.0, "cosine") < ema_momentum(10, 100, 0.99, 1.0, "linear")  # slow start
+
+
+def test_per_step_collapse_monitors():
+    out = jepa().loss(batch(jepa(), size=8))
+    m = out.metrics
+    assert {"pred_std", "target_std", "target_rankme", "context_tokens", "target_tokens"} <= set(m)
+    assert 0 < m["pred_std"] < m["target_std"]  # a fresh predictor outputs ~0 (out-projection init 0.02)
+    assert 1.0 <= m["target_rankme"] <= 16
+
+
+def test_representation_api_and_probe_encoder():
+    m = jepa()
+    b = next(FakeImageTask().train_batches(5, torch.Generator().manual_seed(0)))
+    rep = m.representation()
+    tokens = rep.tokens(b)  # [B, N, D], target encoder, eval mode, no grad
+    assert tokens.shape == (5, 16, 16) and not tokens.requires_grad
+    torch.testing.assert_close(tokens, m.target(b.inputs))
+    assert rep.pooled(b).shape == (5, 16) and rep.pooled(b, "mean_max").shape == (5, 32) and rep.pooled(b, "flatten").shape == (5, 256)
+    torch.testing.assert_close(rep.pooled(b, "max"), tokens.amax(1))
+    assert m.encoder.training  # restored
+    context = jepa(probe_encoder="context")
+    with torch.no_grad():
+        for p in context.encoder.parameters():
+            p.add_(torch.randn_like(p))
+    context_tokens = context.representation().tokens(b)
+    assert context.encoder.training  # restored after the call
+    torch.testing.assert_close(context_tokens, context.encoder.eval()(b.inputs))
+    assert not torch.allclose(context_tokens, context.target(b.inputs))  # the (perturbed) context encoder, not the target
+
+
+def test_reg_tokens_are_in_every_context_and_never_a_target():
+    from baselines.ssl.encoder import EncoderConfig, build_token_encoder
+    from baselines.ssl.token_masks import SubsetsMaskConfig
+    from test_tokenizers import TABLE
+
+    torch.manual_seed(0)
+    enc = build_token_encoder(EncoderConfig(name="token_encoder", tokenizer={"name": "features"}, d_model=8, n_heads=2,
+                                            n_layers=1, n_reg=2), TABLE)
+    cfg = JEPAConfig(name="jepa", predictor=ConcatPredictorConfig(d_model=8, n_layers=1, n_heads=2),
+                     mask=SubsetsMaskConfig(n_targets=2, context_share=(0.5, 0.5), target_share=(0.25, 0.25)))
+    m = METHODS.get("jepa").build(cfg, enc, TABLE)
+    x = torch.tensor([[0.5, 2.0, -1.0, 4.0]] * 6)
+    b = m.collate(type(TABLE.eval_splits()["train"])(x, torch.zeros(6, dtype=torch.long)), torch.Generator().manual_seed(0))
+    assert m.encoder.layout.n_tokens == 4 and int(b.masks.targets.max()) < 4 and int(b.masks.context.max()) < 4
+    assert m.target_tokens(x, b.layout, b.masks.targets).shape == (6, 2, 1, 8)  # gathered from the 4 feature tokens
+    z = m.encoder(x, b.layout, keep=b.masks.context)
+    assert z.shape == (6, 2, 8)  # the predictor gets the context tokens only: the [REG] outputs are dropped
+    assert m.representation().tokens(b).shape == (6, 4, 8)  # ... and so does a probe
+    m.loss(b).loss.backward()
+    assert m.encoder.reg.grad is not None and m.encoder.reg.grad.abs().sum() > 0  # [REG] is trained through the context

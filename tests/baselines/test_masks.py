@@ -141,6 +141,9 @@ def test_block_masks():
         assert masks.context.shape[1] + height * width == grid * grid  # the complement
     positions = {int(t.min()) for t in masks.targets[:, 0]}
     assert len(positions) > 5  # positions vary per image
+    # square blocks of 40-60% of an 8 x 8 grid are at least 5 x 5: wherever placed they cover the central 2 x 2
+    with pytest.raises(ValueError, match="central tokens would always be masked"):
+        build_mask_sampler(BlockMaskConfig(scale=(0.4, 0.6), aspect=(1.0, 1.0)), square(8))
 
 
 def test_mask_configs_are_validated_through_the_registry():
