@@ -109,7 +109,7 @@ class JEPA(MaskedMethod):
             "pred_std": token_std(pred),
             "target_std": token_std(h),
             "target_rankme": batch_rankme(h),
-            **batch.masks.stats,
+            **self.step_metrics(batch),
         }
         return LossOutput(loss=loss, metrics=metrics)
 

@@ -84,7 +84,7 @@ class MAE(MaskedMethod):
             "pred_std": token_std(pred),
             "target_std": token_std(target),
             "rankme": batch_rankme(z),
-            **batch.masks.stats,
+            **self.step_metrics(batch),
         }
         return LossOutput(loss=loss, metrics=metrics)
 

@@ -3,6 +3,7 @@ the step counter, and the probing of their representation.
 
     collate(batch, generator)   -> MaskedBatch (MaskStream: the sampler sees progress (k - 1) / total at step k)
     after_step(step, total)     records the step (and the total, for the next batches' progress)
+    step_metrics(batch)         train/step and the sampler's stats, for the loss metrics
     evaluate()                  probe metrics of `representation()` (baselines/ssl/evaluation.py), the
                                 final_only probes at the last step; eval/step = the step evaluated at, so
                                 report figures can plot any evaluation metric over training (`over: eval/step`)
@@ -41,6 +42,11 @@ class MaskedMethod:
 
     def representation(self) -> Representation:
         raise NotImplementedError
+
+    def step_metrics(self, batch: MaskedBatch) -> dict[str, float]:
+        """Per-step scalars every masked method logs: the step (so figures can plot any training metric over
+        `train/step`) and the mask sampler's stats."""
+        return {"step": float(self.stream.drawn), **batch.masks.stats}
 
     def evaluate(self) -> dict[str, float]:
         final = self.step >= self.stream.total

@@ -9,6 +9,7 @@ are the representation's pooled tokens (`pooling`); the attentive probe reads th
     collapse/std_min             ... its minimum over dimensions (a dead dimension -> 0)
     collapse/eff_rank            RankMe effective rank of the score-split features, in [1, D]
     collapse/eff_rank_centered   the same after subtracting the mean feature (spread, not the shared offset)
+    collapse/log2_rank_centered  its log2: the spectral entropy in bits (1 bit less = half the effective rank)
     collapse/content_share       the share of the score-split tokens' variance not explained by position
                                  (baselines/ssl/collapse.py; ~0: the tokens only say where they are; for
                                  layouts shared by every sample)
@@ -17,6 +18,7 @@ Probes marked final_only run at the last evaluation only.  The probes themselves
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 from pydantic import Field
@@ -59,6 +61,8 @@ def probe_metrics(
         result = PROBES.get(p.name).build(p)(on, data["score"], task.n_classes)
         metrics[f"probe/{probe_name(p)}"] = result.score
         metrics.update({f"probe_chosen/{probe_name(p)}_{k}": v for k, v in result.chosen.items()})
-    metrics.update({f"collapse/{k}": float(v) for k, v in collapse_stats(pooled["score"].x).items()})
+    stats = collapse_stats(pooled["score"].x)
+    metrics.update({f"collapse/{k}": float(v) for k, v in stats.items()})
+    metrics["collapse/log2_rank_centered"] = math.log2(stats["eff_rank_centered"])
     metrics["collapse/content_share"] = content_share(tokens["score"].x)
     return metrics

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from baselines.tasks.labeled import GridInput, LabeledBatch, LabeledTask
+from baselines.tasks.labeled import GridInput, LabeledBatch, LabeledTask, epoch_batches
 from baselines.tasks.ranges import check_interval
 from harness.components import TASKS, Task
 from harness.registry import ComponentConfig
@@ -113,13 +113,7 @@ class DigitsTask:
 
     def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[LabeledBatch]:
         """Infinite stream of batches from the train part: epochs of fresh permutations, back to back."""
-        n = len(self._train)
-        order = torch.empty(0, dtype=torch.long)
-        while True:
-            while len(order) < batch_size:
-                order = torch.cat([order, torch.randperm(n, generator=generator)])
-            idx, order = order[:batch_size], order[batch_size:]
-            yield LabeledBatch(self._train.inputs[idx], self._train.labels[idx])
+        return epoch_batches(self._train, batch_size, generator)
 
     def eval_splits(self) -> dict[str, LabeledBatch]:
         return {"train": self._train, "test": self._test}

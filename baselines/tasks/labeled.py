@@ -17,7 +17,7 @@ Its `input_spec` tells a tokenizer what one input is:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Iterator, Protocol, runtime_checkable
 
 import torch
 
@@ -80,3 +80,14 @@ def labeled_task(task: Task, user: str) -> LabeledTask:
     if not isinstance(task, LabeledTask):
         raise TypeError(f"{user} needs a labelled task (images, spectrograms, tables); {type(task).__name__} is not one")
     return task
+
+
+def epoch_batches(data: LabeledBatch, batch_size: int, generator: torch.Generator) -> Iterator[LabeledBatch]:
+    """Infinite stream of batches of a finite set: epochs of fresh permutations, back to back."""
+    n = len(data)
+    order = torch.empty(0, dtype=torch.long)
+    while True:
+        while len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(n, generator=generator)])
+        idx, order = order[:batch_size], order[batch_size:]
+        yield data.subset(idx)

@@ -138,7 +138,8 @@ def test_evaluate_probes_the_target_encoder():
     metrics = m.evaluate()
     assert set(metrics) == {
         "probe/linear", "probe/knn", "probe_chosen/linear_l2", "collapse/std_mean", "collapse/std_min",
-        "collapse/eff_rank", "collapse/eff_rank_centered", "collapse/content_share", "ema/momentum", "eval/step",
+        "collapse/eff_rank", "collapse/eff_rank_centered", "collapse/log2_rank_centered", "collapse/content_share",
+        "ema/momentum", "eval/step",
     }
     assert 0.0 <= metrics["probe/linear"] <= 1.0 and 0.0 <= metrics["probe/knn"] <= 1.0
     assert metrics["collapse/eff_rank"] >= 1.0 and metrics["ema/momentum"] == 0.996

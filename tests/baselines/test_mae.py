@@ -92,7 +92,8 @@ def test_evaluate_probes_the_encoder():
     m = mae()
     metrics = m.evaluate()
     assert set(metrics) == {"probe/linear", "probe/knn", "probe_chosen/linear_l2", "collapse/std_mean", "collapse/std_min",
-                            "collapse/eff_rank", "collapse/eff_rank_centered", "collapse/content_share", "eval/step"}
+                            "collapse/eff_rank", "collapse/eff_rank_centered", "collapse/log2_rank_centered", "collapse/content_share",
+                            "eval/step"}
     assert 0.0 <= metrics["probe/knn"] <= 1.0 and metrics["collapse/std_min"] <= metrics["collapse/std_mean"]
     assert m.encoder.training  # restored after evaluation
 
