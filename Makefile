@@ -7,7 +7,7 @@ OVERRIDES ?=
 WORKERS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help install suite validate expand tune report test test-fast bench ui install-scale clean
+.PHONY: help install suite validate expand tune report lint test test-fast bench ui install-scale clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -43,7 +43,10 @@ tune: install ## run only the tune blocks of a suite (Optuna studies; resumes): 
 report: install ## rebuild reports/<suite>/ from the tracking store
 	$(VENV)/bin/harness report $(SUITE) $(OVERRIDES)
 
-test: install ## all tests CI needs (unit + end-to-end)
+lint: install ## ruff: pyflakes, bugbear, isort, pyupgrade (pyproject.toml [tool.ruff])
+	$(VENV)/bin/ruff check .
+
+test: install lint ## all tests CI needs (lint, validate, unit + end-to-end)
 	$(VENV)/bin/harness validate
 	$(PY) -m pytest -q
 

@@ -13,12 +13,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def main(argv: list[str]) -> int:
     import torch
 
-    from harness.cli import _load
     from harness.runner import build, train_stream
+    from harness.spec import load_and_expand
     from harness.train import fit, seed_everything
 
     torch.set_num_threads(1)
-    _, runs = _load(argv[0], argv[1:])
+    _, runs = load_and_expand(argv[0], argv[1:])
     for r in runs:
         cfg = r.config
         seed_everything(cfg.seed)

@@ -12,13 +12,15 @@ their tasks); `Method.collate` runs in the data stream, on CPU, before the batch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Protocol, Self, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import torch
 from torch import nn
 
-from harness.registry import ComponentConfig, Registry
+from harness import registry
+from harness.registry import REGISTRIES, ComponentConfig, Registry
 
 IGNORE_INDEX = -100  # target value that carries no loss
 
@@ -33,10 +35,10 @@ class Batch:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
-    def slice(self, start: int, stop: int) -> "Batch":
+    def slice(self, start: int, stop: int) -> Batch:
         return Batch(self.inputs[start:stop], self.targets[start:stop])
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         return Batch(self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True))
 
 
@@ -100,12 +102,22 @@ class Method(Protocol):
     def evaluate(self) -> dict[str, float]: ...
 
 
+@runtime_checkable
+class FromSource(Protocol):
+    """A method that starts from a source run's trained method (a stage run, harness.runner.start_from):
+    e.g. a probe reading the source's representation.  Methods without it get the source's weights copied."""
+
+    def from_source(self, source: Method) -> None: ...
+
+
 TaskBuilder = Callable[[ComponentConfig, int], Task]
 ModelBuilder = Callable[[ComponentConfig, Task], nn.Module]
 MethodBuilder = Callable[[ComponentConfig, nn.Module, Task], Method]
 
-TASKS: Registry[TaskBuilder] = Registry("task")
-MODELS: Registry[ModelBuilder] = Registry("model")
-METHODS: Registry[MethodBuilder] = Registry("method")
+# the registries live in harness.registry (torch-free, for the spec layer); typed here for their users
+TASKS: Registry[TaskBuilder] = registry.TASKS
+MODELS: Registry[ModelBuilder] = registry.MODELS
+METHODS: Registry[MethodBuilder] = registry.METHODS
 
-REGISTRIES: dict[str, Registry] = {"task": TASKS, "model": MODELS, "method": METHODS}
+__all__ = ["REGISTRIES", "TASKS", "MODELS", "METHODS", "Batch", "Movable", "Task", "TokenTask", "token_task",
+           "LossOutput", "Method", "FromSource", "IGNORE_INDEX", "ComponentConfig"]

@@ -1,4 +1,6 @@
-"""One generic registry for every kind of component (tasks, models, methods, ...).
+"""One generic registry for every kind of component (tasks, models, methods, ...), and the three
+registries a run's config names (TASKS, MODELS, METHODS; their builders' types are in
+harness.components).  No torch here: the spec layer validates configs through these registries.
 
 A component is registered by name together with the pydantic config class that
 validates its parameters.  Unknown names fail with a did-you-mean suggestion.
@@ -7,8 +9,9 @@ validates its parameters.  Unknown names fail with a did-you-mean suggestion.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
@@ -33,9 +36,18 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Entry(Generic[F]):
+    """A registered component.  `provides` / `requires`: capabilities a stage run's method needs from its
+    source run's method (e.g. "tokens": token features of a trained encoder); `requires` may be a function
+    of the component's config (a probe that needs tokens only for some probe kinds)."""
+
     name: str
     config: type[ComponentConfig]
     build: F
+    provides: frozenset[str] = frozenset()
+    requires: frozenset[str] | Callable[[Any], frozenset[str]] = frozenset()
+
+    def requires_for(self, cfg: ComponentConfig) -> frozenset[str]:
+        return self.requires(cfg) if callable(self.requires) else self.requires
 
 
 class Registry(Generic[F]):
@@ -45,11 +57,13 @@ class Registry(Generic[F]):
         self.kind = kind
         self._entries: dict[str, Entry[F]] = {}
 
-    def register(self, name: str, config: type[ComponentConfig]) -> Callable[[F], F]:
+    def register(self, name: str, config: type[ComponentConfig], provides: Iterable[str] = (),
+                 requires: Iterable[str] | Callable[[Any], frozenset[str]] = ()) -> Callable[[F], F]:
         def deco(build: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._entries[name] = Entry(name, config, build)
+            needs = requires if callable(requires) else frozenset(requires)
+            self._entries[name] = Entry(name, config, build, frozenset(provides), needs)
             return build
 
         return deco
@@ -68,6 +82,12 @@ class Registry(Generic[F]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+
+TASKS: Registry[Callable[..., Any]] = Registry("task")  # build(cfg, seed) -> Task
+MODELS: Registry[Callable[..., Any]] = Registry("model")  # build(cfg, task) -> nn.Module
+METHODS: Registry[Callable[..., Any]] = Registry("method")  # build(cfg, model, task) -> Method
+REGISTRIES: dict[str, Registry] = {"task": TASKS, "model": MODELS, "method": METHODS}  # by config key
 
 
 def must_divide(field: str, width: str) -> classmethod:

@@ -1,18 +1,26 @@
-"""run_one: RunSpec -> built components -> fit -> tracker.  Runs inside a worker process."""
+"""run_one: RunSpec -> built components -> fit -> tracker.  Runs inside a worker process.
+
+A stage run (`config.source` set) starts from its source run: the source's components are rebuilt from
+its config, its weights loaded from its checkpoint (the `model.pt` artifact of its FINISHED run, found in
+the tracking store by its run_id, so that a remote server or another node works), then the stage's own
+method takes what it needs from it: `from_source(source_method)` if it defines it (a probe reads the
+source's representation), else the source's module weights, copied whole (fine-tuning or continuing
+with the same architecture)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
-from harness.components import METHODS, MODELS, TASKS, Method, Movable, Task
-from harness.spec.models import RunConfig, RunSpec
+from harness.components import METHODS, MODELS, TASKS, FromSource, Method, Movable, Task
+from harness.spec.models import RunConfig, RunSpec, Source
+from harness.tags import Outcome, Tag
 from harness.track import RunLog
 from harness.train import fit, seed_everything
 from harness.train.callbacks import Callback, LogTo
-from harness.train.loop import FitResult
+from harness.train.loop import FitResult, load_checkpoint
 from harness.train.resume import Checkpointer, TrainState
 
 
@@ -20,6 +28,34 @@ def build(cfg: RunConfig) -> tuple[Task, Method]:
     task = TASKS.get(cfg.task.name).build(cfg.task, cfg.seed)
     model = MODELS.get(cfg.model.name).build(cfg.model, task)
     return task, METHODS.get(cfg.method.name).build(cfg.method, model, task)
+
+
+FetchCheckpoint = Callable[[Source], Path]  # a stage run's source -> its model.pt on this machine
+
+
+def start_from(method: Method, source: Method) -> None:
+    """Give a stage run's method what it starts from (module docstring)."""
+    if isinstance(method, FromSource):
+        method.from_source(source)
+        return
+    try:
+        method.module.load_state_dict(source.module.state_dict())
+    except RuntimeError as e:
+        raise RuntimeError(f"the stage's method {type(method).__name__} cannot start from its source's weights "
+                           f"({type(source).__name__}); give it a from_source() or use the same architecture: {e}") from None
+
+
+def build_run(cfg: RunConfig, fetch: FetchCheckpoint | None = None) -> tuple[Task, Method]:
+    """`build`, and for a stage run its source rebuilt, its checkpoint loaded, and `start_from`."""
+    if cfg.source is None:
+        return build(cfg)
+    if fetch is None:
+        raise RuntimeError("a stage run needs its source's checkpoint: no store to fetch it from")
+    _, source = build(cfg.source.config)
+    load_checkpoint(source.module, fetch(cfg.source))
+    task, method = build(cfg)
+    start_from(method, source)
+    return task, method
 
 
 def pick_device(cfg: RunConfig) -> torch.device:
@@ -59,10 +95,10 @@ def run_one(
     cfg = for_attempt(spec.config, attempt)
     seed_everything(cfg.seed)
     device = pick_device(cfg)
-    task, method = build(cfg)
+    task, method = build_run(cfg, lambda src: log.tracker.checkpoint(spec.suite, src.run_id, workdir / "source"))
     n_params = sum(p.numel() for p in method.module.parameters())
     log.log_params(spec.config.flat())
-    log.set_tags({"device": str(device), "n_params": str(n_params)})
+    log.set_tags({Tag.DEVICE: str(device), Tag.N_PARAMS: str(n_params)})
     log.log_text(spec.model_dump_json(indent=2), "config.json")
     batches = train_stream(cfg, task, method)
     resume, checkpointer = None, None
@@ -70,7 +106,7 @@ def run_one(
         if resume_file.exists():
             resume = TrainState.load(resume_file)
             log.copy_history(resume.meta["mlflow_id"], resume.step)
-            log.set_tags({"resumed_from_step": str(resume.step)})
+            log.set_tags({Tag.RESUMED_FROM: str(resume.step)})
         checkpointer = Checkpointer(resume_file, cfg.training.checkpoint_every, {"mlflow_id": log.id}, before_save=log.flush)
     result = fit(
         method,
@@ -83,11 +119,12 @@ def run_one(
         resume=resume,
     )
     log.log_metrics({"time/train_seconds": result.seconds, "n_params": float(n_params)}, result.steps)
-    log.set_tags({"outcome": result.status})
-    if result.status == "diverged":
+    log.set_tags({Tag.OUTCOME: result.status})
+    if result.status == Outcome.DIVERGED:
         log.log_metrics({"train/diverged_at_step": float(result.steps)}, result.steps)
     if result.checkpoint is not None:
         log.log_artifact(result.checkpoint)
     if checkpointer is not None:
         checkpointer.remove()
+    log.set_tags({Tag.TRACKING_SECONDS: f"{log.seconds:.3f}"})  # time in tracking calls so far (not the final flush)
     return result

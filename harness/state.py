@@ -1,8 +1,7 @@
 """The orchestrator's local state: where it lives and the per-suite lock that proves an orchestrator alive.
 
-The state dir is `.harness/` next to `mlflow.db` for a sqlite store (every orchestrator writing that
-store shares it), else `./.harness/`.  It holds `locks/<suite>.lock`, `logs/<suite>/<run_id>.log` and
-`checkpoints/<suite>/<run_id>/resume.pt`.
+The state dir (harness.store.StoreLayout) is `.harness/` next to `mlflow.db` for a sqlite store (every
+orchestrator writing that store shares it), else `./.harness/`.
 
 While it runs a suite, an orchestrator holds an exclusive `flock` on the suite's lock file (its pid
 written inside).  The kernel drops the lock when the process dies, however it dies, so an orchestrator
@@ -16,13 +15,11 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-SQLITE_PREFIX = "sqlite:///"
+from harness.store import StoreLayout
 
 
 def state_dir(tracking_uri: str) -> Path:
-    if tracking_uri.startswith(SQLITE_PREFIX):
-        return Path(tracking_uri.removeprefix(SQLITE_PREFIX)).resolve().parent / ".harness"
-    return Path(".harness").resolve()
+    return StoreLayout.from_uri(tracking_uri).state_dir
 
 
 class SuiteBusy(Exception):
@@ -36,7 +33,7 @@ class SuiteLock:
         self.path, self.suite = path, suite
         self._fd: int | None = None
 
-    def __enter__(self) -> "SuiteLock":
+    def __enter__(self) -> SuiteLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -10,8 +10,9 @@ import argparse
 import ipaddress
 import os
 import sys
-from pathlib import Path
 from typing import NoReturn
+
+from harness.store import StoreLayout, default_uri
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -30,16 +31,14 @@ def server_command(uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT)
     """(argv, extra environment) of the MLflow server over `uri`.  For a sqlite store, new
     experiments get the same artifact folder the harness uses (mlartifacts/ next to the database)."""
     argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
-    if uri.startswith("sqlite:///"):
-        artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
-        argv += ["--default-artifact-root", artifacts.resolve().as_uri()]
+    artifacts = StoreLayout.from_uri(uri).artifacts_dir
+    if artifacts is not None:
+        argv += ["--default-artifact-root", artifacts.as_uri()]
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     return argv, env
 
 
 def cmd_ui(args: argparse.Namespace) -> NoReturn:
-    from harness.track import default_uri  # imports mlflow: only for this command
-
     argv, env = server_command(args.tracking_uri or default_uri(), args.host, args.port)
     if not is_loopback(args.host):
         print(f"warning: serving the MLflow UI on {args.host}: it has no authentication, anyone who can reach "

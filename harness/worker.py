@@ -1,5 +1,6 @@
-"""Worker process entry: `python -m harness.worker SPEC_JSON --uri URI --mlflow-id ID [--attempt N]
-[--checkpoint-dir DIR]`.
+"""Worker entry: `python -m harness.worker SPEC_JSON --uri URI --mlflow-id ID [--attempt N]
+[--checkpoint-dir DIR] [--trial REF_JSON]`, as a process of its own or (the usual way) as `main(argv)`
+in a child forked from a warm process (harness.backends.warm), which has imported everything already.
 
 The parent created the child run; the worker fills it in and terminates it FINISHED (also for a
 diverged run, tagged outcome=diverged) or FAILED with the traceback as an artifact.
@@ -19,12 +20,9 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from harness.sched import PARENT_PID_ENV, set_parent_death_signal
-
-if TYPE_CHECKING:
-    from harness.spec.models import RunSpec
+from harness.backends.base import PARENT_PID_ENV, set_parent_death_signal
+from harness.tags import Outcome, Status, Tag
 
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
@@ -53,8 +51,8 @@ def _record_killed(uri: str, mlflow_id: str) -> None:
     from harness.track import RunLog
 
     log = RunLog(uri, mlflow_id)
-    log.set_tags({"outcome": "killed"})
-    log.finish("KILLED")
+    log.set_tags({Tag.OUTCOME: Outcome.KILLED})
+    log.finish(Status.KILLED)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,18 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
 
 
-def worker_command(run: RunSpec, folder: Path, uri: str, *options: str) -> list[str]:
-    """The command line that runs `run` in a worker (its RunSpec written as JSON into `folder`);
-    the pool adds the per-attempt options (--mlflow-id, --attempt) when it starts it."""
-    path = folder / f"{run.run_id}.json"
-    path.write_text(run.model_dump_json())
-    return [sys.executable, "-m", "harness.worker", str(path), "--uri", uri, *options]
-
-
 def _killed(log) -> int:
     log.flush()  # the metrics so far stay with the run
-    log.set_tags({"outcome": "killed"})
-    log.finish("KILLED")
+    log.set_tags({Tag.OUTCOME: Outcome.KILLED})
+    log.finish(Status.KILLED)
     return EXIT_TERMINATED
 
 
@@ -108,7 +98,7 @@ def _work(args: argparse.Namespace) -> int:
     try:
         callbacks = []
         if args.trial is not None:
-            from harness.tune import ReportToTrial, TrialRef
+            from harness.tune.trial import ReportToTrial, TrialRef  # optuna: imported only for trials
 
             callbacks.append(ReportToTrial(TrialRef.read(args.trial)))
         with tempfile.TemporaryDirectory(prefix=f"run-{spec.run_id}-") as tmp:
@@ -118,8 +108,8 @@ def _work(args: argparse.Namespace) -> int:
         return _killed(log)
     except StopRun as stop:  # ended early on purpose (a pruned trial): not a failure
         log.flush()
-        log.set_tags({"outcome": stop.reason, "stopped": str(stop)})
-        log.finish("KILLED")
+        log.set_tags({Tag.OUTCOME: stop.reason, Tag.STOPPED: str(stop)})
+        log.finish(Status.KILLED)
         return 0
     except Exception:
         if _TERMINATED:  # Terminated raised inside library code that turned it into another error (e.g. torch.save)
@@ -128,10 +118,10 @@ def _work(args: argparse.Namespace) -> int:
         sys.stderr.write(tb)
         log.flush()
         log.log_text(tb, "traceback.txt")
-        log.set_tags({"outcome": "failed"})
-        log.finish("FAILED")
+        log.set_tags({Tag.OUTCOME: Outcome.FAILED})
+        log.finish(Status.FAILED)
         return 1
-    log.finish("FINISHED")
+    log.finish(Status.FINISHED)
     return 0
 
 

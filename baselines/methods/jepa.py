@@ -58,7 +58,7 @@ class JEPAConfig(ProbedConfig):
     probe_encoder: Literal["target", "context"] = "target"
 
     @model_validator(mode="after")
-    def _schedule_rises(self) -> "JEPAConfig":
+    def _schedule_rises(self) -> JEPAConfig:
         if self.ema_end < self.ema_start:
             raise ValueError(f"ema_end={self.ema_end} must be >= ema_start={self.ema_start}")
         return self

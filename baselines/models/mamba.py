@@ -25,7 +25,8 @@ B=32, T=128, E=128, N=16, fwd+bwd of one scan: parallel 472 ms, sequential 114 m
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

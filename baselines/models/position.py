@@ -36,7 +36,7 @@ registered version is `HardAlibi` below):
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from pydantic import Field

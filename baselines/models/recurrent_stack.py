@@ -5,7 +5,8 @@ Each layer maps [B, T, C] -> [B, T, C] in parallel (training) and offers the rec
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn

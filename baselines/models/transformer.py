@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
+from baselines.models.position import POSITIONS, PositionConfig, PositionEncoding, build_position
 from harness.components import MODELS, Task, token_task
 from harness.registry import ComponentConfig, did_you_mean, must_divide
-from baselines.models.position import POSITIONS, PositionConfig, PositionEncoding, build_position
 
 
 class TransformerConfig(ComponentConfig):

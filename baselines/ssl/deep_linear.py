@@ -43,8 +43,9 @@ evaluate() -> flat metrics, i = feature index:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -72,7 +73,7 @@ class CovarianceBatch:
     def __len__(self) -> int:
         return 1
 
-    def to(self, device: torch.device) -> "CovarianceBatch":
+    def to(self, device: torch.device) -> CovarianceBatch:
         return CovarianceBatch(self.sxx.to(device), self.sxy.to(device), self.syy.to(device))
 
 
@@ -82,7 +83,7 @@ class LinearFeaturesConfig(ComponentConfig):
     rotation_seed: int | None = None  # None: features on the coordinate axes; else a random orthogonal basis
 
     @model_validator(mode="after")
-    def _check(self) -> "LinearFeaturesConfig":
+    def _check(self) -> LinearFeaturesConfig:
         if len(self.lambdas) != len(self.rhos) or not self.lambdas:
             raise ValueError(f"lambdas and rhos need the same (nonzero) length, got {len(self.lambdas)} and {len(self.rhos)}")
         if any(lam <= 0 for lam in self.lambdas):

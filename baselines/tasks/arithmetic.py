@@ -32,8 +32,9 @@ Data:
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -59,7 +60,7 @@ class ArithmeticConfig(ComponentConfig):
     eval_seed: int = 1234
 
     @model_validator(mode="after")
-    def _check_widths(self) -> "ArithmeticConfig":
+    def _check_widths(self) -> ArithmeticConfig:
         check_range("train_digits", self.train_digits)
         check_lengths("test_digits", self.test_digits)
         lo, hi = self.train_digits

@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import random
 import string
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -77,7 +78,7 @@ class CopyingConfig(ComponentConfig):
     max_len: int | None = Field(default=None, ge=1)  # optional cap on every row (train and eval)
 
     @model_validator(mode="after")
-    def _check(self) -> "CopyingConfig":
+    def _check(self) -> CopyingConfig:
         check_range("train_len", self.train_len)
         check_lengths("test_lengths", self.test_lengths)
         lo, hi = self.train_len

@@ -4,7 +4,7 @@ ValueError, which pydantic reports at the field."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def check_range(name: str, value: tuple[int, int]) -> None:

@@ -6,14 +6,25 @@ A check's points are the means over runs (the seeds of a configuration) of one m
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
 from harness.report.frame import fill_keys, long_format, select
 from harness.spec.claim_models import (
-    SUFFIX, AllOf, AtLeast, AtMost, Beats, Between, CheckBase, ClaimSpec, Crossover, Monotone, Side,
+    SUFFIX,
+    AllOf,
+    AtLeast,
+    AtMost,
+    Beats,
+    Between,
+    CheckBase,
+    ClaimSpec,
+    Crossover,
+    Monotone,
+    Side,
 )
 
 PASS, FAIL, NO_DATA, UNCHECKED = "PASS", "FAIL", "NO DATA", "not checked"

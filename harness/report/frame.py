@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
+from harness.spec.models import RunSpec
 from harness.track import RunRecord
 
 
@@ -23,22 +25,38 @@ def parse_param(text: str) -> Any:
     return text
 
 
-def results_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+def _cell(value: Any) -> Any:
+    """A config value as a frame cell: a list (an axis over lists) as the text MLflow shows, e.g. "[5, 20]"."""
+    return str(value) if isinstance(value, list) else value
+
+
+def config_columns(record: RunRecord, runs: Mapping[str, RunSpec] | None) -> dict[str, Any]:
+    """The run's config columns: from its RunSpec (typed; a stage run adds `stage` and its source's
+    config under `source.`), else parsed back from the MLflow params."""
+    spec = runs.get(record.run_id) if runs is not None else None
+    if spec is None:
+        return {k: parse_param(v) for k, v in record.params.items()}
+    return {"stage": spec.stage, **{k: _cell(v) for k, v in spec.config.flat().items()}}
+
+
+def results_frame(records: Iterable[RunRecord], runs: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
+    """One row per run: run_id, ablation, outcome, config columns (see config_columns), final metrics."""
     rows = []
     for r in records:
         row: dict[str, Any] = {"run_id": r.run_id, "ablation": r.tags.get("ablation", ""), "outcome": r.tags.get("outcome", "")}
-        row.update({k: parse_param(v) for k, v in r.params.items()})
+        row.update(config_columns(r, runs))
         row.update(r.metrics)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def history_frame(records: Iterable[RunRecord], histories: dict[str, dict[str, list[tuple[int, float]]]]) -> pd.DataFrame:
+def history_frame(records: Iterable[RunRecord], histories: dict[str, dict[str, list[tuple[int, float]]]],
+                  runs: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
     """Long format of metric histories: one row per (run, step), config columns + one column per metric.
     `histories` maps a record's mlflow_id to its metric -> [(step, value)]."""
     rows = []
     for r in records:
-        params = {k: parse_param(v) for k, v in r.params.items()}
+        params = config_columns(r, runs)
         by_step: dict[int, dict[str, float]] = {}
         for key, points in histories.get(r.mlflow_id, {}).items():
             for step, value in points:

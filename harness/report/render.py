@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -18,8 +18,6 @@ from harness.report.html import render_html
 from harness.report.latex import render_tex
 from harness.report.tables import metric_table
 from harness.spec.models import SuiteSpec
-
-FILES = ("report.md", "report.html", "tables.tex")
 
 
 def history_metrics(spec: SuiteSpec) -> list[str]:
@@ -42,14 +40,15 @@ def claims_section(results: list[ClaimResult]) -> Section:
     return Section("Claims", ["id", "claim", "source", "paper value", "check", "measured", "result"], rows, note=note)
 
 
-def build_document(spec: SuiteSpec, df: pd.DataFrame, fig_dir: Path, n_expected: int, history: pd.DataFrame | None = None,
-                   sections: Sequence[Section] = (), provenance: Sequence[Section | Text] = ()) -> Document:
+def build_document(spec: SuiteSpec, df: pd.DataFrame, fig_dir: Path, n_expected: int, claims: Sequence[ClaimResult] = (),
+                   history: pd.DataFrame | None = None, sections: Sequence[Section] = (),
+                   provenance: Sequence[Section | Text] = ()) -> Document:
     intro = [spec.description.strip(), f"Runs with results: {len(df)} of {n_expected} expected."]
     if "outcome" in df.columns and (df["outcome"] == "diverged").any():
         intro.append(f"Diverged runs: {int((df['outcome'] == 'diverged').sum())}.")
     blocks: list[Block] = []
-    if spec.claims:
-        blocks.append(claims_section(check_claims(spec.claims, df)))
+    if claims:
+        blocks.append(claims_section(list(claims)))
     blocks += [metric_table(df, t).section() for t in spec.report.tables]
     blocks += [Figure(f.title, metric_curve(df, f, fig_dir / f.file, history)) for f in spec.report.figures]
     blocks += [Figure(h.title, metric_heatmap(df, h, fig_dir / h.file)) for h in spec.report.heatmaps]
@@ -75,14 +74,17 @@ def render_md(doc: Document) -> str:
     return "\n".join(lines)
 
 
-def write_report(spec: SuiteSpec, df: pd.DataFrame, out_dir: Path, n_expected: int, history: pd.DataFrame | None = None,
-                 sections: Sequence[Section] = (), provenance: Sequence[Section | Text] = ()) -> Path:
-    """Write the report of `spec` and return the path of report.md.  `sections` are extra tables (e.g.
-    tuning results) shown after the figures; `provenance` is the reproducibility block (repro.py)."""
+def write_report(spec: SuiteSpec, df: pd.DataFrame, out_dir: Path, n_expected: int, claims: Sequence[ClaimResult] | None = None,
+                 history: pd.DataFrame | None = None, sections: Sequence[Section] = (),
+                 provenance: Sequence[Section | Text] = ()) -> Path:
+    """Write the report of `spec` and return the path of report.md.  `claims`: the checked claims (their
+    table leads the report; None: checked here); `sections` are extra tables (e.g. tuning results) shown after the figures;
+    `provenance` is the reproducibility block (repro.py)."""
+    claims = check_claims(spec.claims, df) if claims is None else claims
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     try:
-        doc = build_document(spec, df, tmp, n_expected, history, sections, provenance)
+        doc = build_document(spec, df, tmp, n_expected, claims, history, sections, provenance)
         (tmp / "report.md").write_text(render_md(doc))
         (tmp / "report.html").write_text(render_html(doc))
         (tmp / "tables.tex").write_text(render_tex(doc))

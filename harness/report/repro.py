@@ -10,8 +10,8 @@ import platform
 import shlex
 import subprocess
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from harness.report.document import Section, Text
 from harness.spec.models import SuiteSpec

@@ -3,16 +3,18 @@ point of notebooks and of `harness report`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
+from harness.report.claims import ClaimResult, check_claims
 from harness.report.document import Section, Text
 from harness.report.frame import history_frame, results_frame
 from harness.report.render import history_metrics, write_report
 from harness.report.repro import reproducibility
+from harness.spec.find import load_and_expand
 from harness.spec.models import RunSpec, SuiteSpec
 from harness.track import ParentRun, RunRecord, Tracker
 
@@ -31,27 +33,27 @@ class SuiteResults:
     def provenance(self) -> list[Section | Text]:
         return reproducibility(self.spec, self.path, self.overrides, self.records, self.parent)
 
-    def write(self, out_dir: Path, sections: Sequence[Section] = ()) -> Path:
-        return write_report(self.spec, self.frame, out_dir, self.n_expected, self.history, sections, self.provenance())
+    def claims(self) -> list[ClaimResult]:
+        return check_claims(self.spec.claims, self.frame)
+
+    def write(self, out_dir: Path, sections: Sequence[Section] = (), claims: Sequence[ClaimResult] | None = None) -> Path:
+        """Write the report (claims: checked there unless the caller already has them)."""
+        return write_report(self.spec, self.frame, out_dir, self.n_expected, claims, self.history, sections, self.provenance())
 
 
 def collect(spec: SuiteSpec, path: Path, runs: list[RunSpec], tracker: Tracker, overrides: Sequence[str] = ()) -> SuiteResults:
     """The newest finished run of each of `runs` (the suite's expansion), from the store."""
-    exp = tracker.client.get_experiment_by_name(spec.name)
-    records = tracker.results(exp.experiment_id, [r.run_id for r in runs]) if exp else []
+    exp_id = tracker.experiment_id(spec.name)
+    records = tracker.results(exp_id, [r.run_id for r in runs]) if exp_id else []
     keys = history_metrics(spec)
-    history = history_frame(records, {r.mlflow_id: tracker.history(r.mlflow_id, keys) for r in records}) if keys else None
-    parent = tracker.newest_parent(exp.experiment_id) if exp else None
-    return SuiteResults(spec, path, results_frame(records), history, records, len(runs), parent, list(overrides))
+    by_id = {r.run_id: r for r in runs}
+    history = history_frame(records, {r.mlflow_id: tracker.history(r.mlflow_id, keys) for r in records}, by_id) if keys else None
+    parent = tracker.newest_parent(exp_id) if exp_id else None
+    return SuiteResults(spec, path, results_frame(records, by_id), history, records, len(runs), parent, list(overrides))
 
 
 def load_results(suite: str | Path, tracking_uri: str | None = None, overrides: Sequence[str] = ()) -> SuiteResults:
     """Load and validate a suite (a name in suites/ or a path), expand it and read its runs' results
     from the tracking store (default sqlite:///./mlflow.db)."""
-    from harness.cli import suite_path
-    from harness.plugins import load_plugins
-    from harness.spec import expand, load_suite
-
-    load_plugins()
-    loaded = load_suite(suite_path(str(suite)), list(overrides))
-    return collect(loaded.spec, loaded.path, expand(loaded), Tracker(tracking_uri), overrides)
+    loaded, runs = load_and_expand(suite, overrides)
+    return collect(loaded.spec, loaded.path, runs, Tracker(tracking_uri), overrides)

@@ -51,7 +51,7 @@ class CheckBase(Strict):
     min_runs: int = Field(1, ge=1, description="fewer matching runs (with the metric) is NO DATA")
 
     @model_validator(mode="after")
-    def _axis_range(self) -> "CheckBase":
+    def _axis_range(self) -> CheckBase:
         if (self.from_ is not None or self.to is not None) and self.axis is None:
             raise ValueError("'from' / 'to' restrict an axis: give 'axis' too")
         if self.from_ is not None and self.to is not None and self.from_ > self.to:
@@ -61,7 +61,7 @@ class CheckBase(Strict):
 
 class OneSelection(CheckBase):
     @model_validator(mode="after")
-    def _has_metric(self) -> "OneSelection":
+    def _has_metric(self) -> OneSelection:
         if self.metric is None:
             raise ValueError("'metric' is required")
         return self
@@ -83,7 +83,7 @@ class Between(OneSelection):
     high: float
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Between":
+    def _ordered(self) -> Between:
         if self.low > self.high:
             raise ValueError(f"'low' ({self.low}) is above 'high' ({self.high})")
         return self
@@ -101,7 +101,7 @@ class TwoSelections(CheckBase):
     b: Side
 
     @model_validator(mode="after")
-    def _metrics(self) -> "TwoSelections":
+    def _metrics(self) -> TwoSelections:
         for name, side in (("a", self.a), ("b", self.b)):
             if side.metric is None and self.metric is None:
                 raise ValueError(f"no metric for side '{name}': give 'metric' or '{name}.metric'")
@@ -122,7 +122,7 @@ class Crossover(TwoSelections):
 
 class AllOf(Strict):
     kind: Literal["all"]
-    checks: list["Check"] = Field(min_length=1)
+    checks: list[Check] = Field(min_length=1)
 
     @field_validator("checks", mode="wrap")
     @classmethod
@@ -172,7 +172,7 @@ def _plain(e: Any, value: Any, nested: bool) -> dict[str, Any]:
     return out
 
 
-def _unique_ids(claims: list["ClaimSpec"]) -> list["ClaimSpec"]:
+def _unique_ids(claims: list[ClaimSpec]) -> list[ClaimSpec]:
     seen = [c.id for c in claims]
     dup = sorted({i for i in seen if seen.count(i) > 1})
     if dup:

@@ -5,6 +5,9 @@
     points -= exclude
     runs    = points x seeds  +  ablations (defaults + diff) x seeds
               (a point that sets `seed` through an axis is not crossed with `seeds` again)
+    stages  = for each later stage, in order: every run of its `from` stage matching `where`, as the base
+              (its config + the stage's defaults), crossed with the stage's points and ablations, over the
+              stage's seeds (default: the source run's seed); each run carries its source (RunConfig.source)
 
 Conditions (`when.if`, `exclude`) compare the values written in the suite (defaults, axes,
 sets); a key not written compares as null.  Every resolved config is validated against the
@@ -17,15 +20,14 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from harness.components import REGISTRIES
-from harness.registry import RegistryError
+from harness.registry import METHODS, did_you_mean
+from harness.spec.config import validate_config
 from harness.spec.errors import SpecError
-from harness.spec.load import LoadedSuite, Locator, validation_error
-from harness.spec.models import COMPONENT_KEYS, RunConfig, RunSpec
-from harness.spec.tree import matches, merge, set_path
+from harness.spec.load import LoadedSuite, Locator
+from harness.spec.models import GridSpec, RunSpec
+from harness.spec.tree import matches, merge, run_matches, set_path
 from harness.spec.tune import check_block
+from harness.spec.tune_models import TuneSpec
 from harness.spec.yamlio import KeyPath
 
 
@@ -37,7 +39,7 @@ class Point:
     sources: dict[str, KeyPath] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
 
-    def plus(self, values: dict[str, Any], where: KeyPath, label: bool, index: int | None = None) -> "Point":
+    def plus(self, values: dict[str, Any], where: KeyPath, label: bool, index: int | None = None) -> Point:
         p = Point(dict(self.values), dict(self.sources), dict(self.labels))
         for k, v in values.items():
             p.values[k], p.sources[k] = v, where + (k,) + (() if index is None else (index,))
@@ -46,7 +48,7 @@ class Point:
         return p
 
 
-def _product(axes: dict[str, list[Any]], where: KeyPath, base: "Point") -> list["Point"]:
+def _product(axes: dict[str, list[Any]], where: KeyPath, base: Point) -> list[Point]:
     """Cartesian product of the axes, each value remembering its list element in the suite."""
     keys = list(axes)
     out = []
@@ -66,28 +68,9 @@ def resolve(base: dict[str, Any], point: Point) -> dict[str, Any]:
     return tree
 
 
-def validate_config(raw: dict[str, Any], locate) -> RunConfig:
-    """Nested dict -> RunConfig, component params validated by their registered config class."""
-    typed = dict(raw)
-    for key in COMPONENT_KEYS:
-        comp = raw.get(key)
-        if not isinstance(comp, dict) or "name" not in comp:
-            raise SpecError(locate((key,)), f"'{key}' needs a 'name' of a registered {key}")
-        try:
-            entry = REGISTRIES[key].get(str(comp["name"]))
-        except RegistryError as e:
-            raise SpecError(locate((key, "name")), str(e)) from None
-        try:
-            typed[key] = entry.config.model_validate(comp)
-        except ValidationError as err:
-            raise validation_error(err, entry.config, locate, (key,)) from None
-    try:
-        return RunConfig.model_validate(typed)
-    except ValidationError as err:
-        raise validation_error(err, RunConfig, locate) from None
-
-
-def _locate_for(loaded: LoadedSuite, point: Point, base_path: KeyPath):
+def _locate_for(loaded: LoadedSuite, point: Point, base_path: KeyPath, at: KeyPath = ()):
+    """Where a config path of a run was written: its axis, its base (an ablation's diff), the defaults of
+    the suite or stage (`at`), and for a stage run a value inherited from its source: the stage's `from`."""
     loc: Locator = loaded.locator
 
     def locate(path: KeyPath):
@@ -98,14 +81,17 @@ def _locate_for(loaded: LoadedSuite, point: Point, base_path: KeyPath):
         for n in range(len(path), 0, -1):  # written under this run's base (an ablation's diff)?
             if base_path + path[:n] in loc.locs:
                 return loc.find(base_path + path)
-        return loc.find(("defaults",) + path)
+        if at and not any(at + ("defaults",) + path[:n] in loc.locs for n in range(len(path), 0, -1)):
+            return loc.find(at + ("from",))  # inherited from the source run
+        return loc.find(at + ("defaults",) + path)
 
     return locate
 
 
-def expand(loaded: LoadedSuite) -> list[RunSpec]:
-    spec = loaded.spec
-    points = _product(spec.grid, ("grid",), Point())
+def grid_points(loaded: LoadedSuite, spec: GridSpec, base: dict[str, Any], at: KeyPath = ()) -> list[Point]:
+    """The points of a suite's (`at` = ()) or a stage's grid: grid x zip, `when` branches, minus `exclude`;
+    conditions compare `base` (the written defaults; for a stage, its source's config and its defaults)."""
+    points = _product(spec.grid, at + ("grid",), Point())
     if spec.zip:
         n = len(next(iter(spec.zip.values())))
         zipped = []
@@ -113,46 +99,97 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
             for i in range(n):
                 q = p
                 for k, vals in spec.zip.items():
-                    q = q.plus({k: vals[i]}, ("zip",), True, index=i)
+                    q = q.plus({k: vals[i]}, at + ("zip",), True, index=i)
                 zipped.append(q)
         points = zipped
     for i, branch in enumerate(spec.when):
         nxt: list[Point] = []
         for p in points:
-            if not matches(resolve(spec.defaults, p), branch.if_):
+            if not matches(resolve(base, p), branch.if_):
                 nxt.append(p)
                 continue
-            q = p.plus(branch.set, ("when", i, "set"), False)
-            nxt += _product(branch.grid, ("when", i, "grid"), q)
+            q = p.plus(branch.set, at + ("when", i, "set"), False)
+            nxt += _product(branch.grid, at + ("when", i, "grid"), q)
         points = nxt
-    points = [p for p in points if not any(matches(resolve(spec.defaults, p), ex) for ex in spec.exclude)]
+    points = [p for p in points if not any(matches(resolve(base, p), ex) for ex in spec.exclude)]
     if not points:
-        raise SpecError(loaded.locator.find(("exclude",) if spec.exclude else ("grid",)), "the grid expands to no runs")
-
-    runs: list[RunSpec] = []
-    seen: set[str] = set()
-
-    def add(raw: dict[str, Any], point: Point, base_path: KeyPath, ablation: str) -> None:
-        # a `seed` axis (e.g. per `when` branch) takes the place of the suite's `seeds`
-        for seed in [raw["seed"]] if "seed" in point.values else spec.seeds:
-            cfg = validate_config({**raw, "seed": seed}, _locate_for(loaded, point, base_path))
-            run = RunSpec.create(spec.name, cfg, point.labels, ablation)
-            if run.run_id not in seen:  # identical configs are one run
-                seen.add(run.run_id)
-                runs.append(run)
-
-    for p in points:
-        add(resolve(spec.defaults, p), p, ("defaults",), "")
-    for name, diff in spec.ablations.items():
-        add(merge(spec.defaults, diff), Point(), ("ablations", name), name)
-    check_tune(loaded, runs)
-    return runs
+        raise SpecError(loaded.locator.find(at + (("exclude",) if spec.exclude else ("grid",))), "the grid expands to no runs")
+    return points
 
 
-def check_tune(loaded: LoadedSuite, runs: list[RunSpec]) -> None:
+class _Runs:
+    """The runs of a suite in order, identical configs kept once."""
+
+    def __init__(self, loaded: LoadedSuite) -> None:
+        self.loaded, self.runs, self.seen = loaded, [], set()
+
+    def add_grid(self, spec: GridSpec, base: dict[str, Any], seeds: list[int], at: KeyPath, stage: str,
+                 source: RunSpec | None = None) -> list[RunSpec]:
+        """The runs of `spec`'s points and ablations on `base`, each over `seeds`."""
+        added: list[RunSpec] = []
+
+        def add(raw: dict[str, Any], point: Point, base_path: KeyPath, ablation: str) -> None:
+            if source is not None:
+                raw = {**raw, "source": {"stage": source.stage, "run_id": source.run_id, "config": source.config.model_dump(mode="json")}}
+            # a `seed` axis (e.g. per `when` branch) takes the place of the suite's `seeds`
+            for seed in [raw["seed"]] if "seed" in point.values else seeds:
+                cfg = validate_config({**raw, "seed": seed}, _locate_for(self.loaded, point, base_path, at))
+                run = RunSpec.create(self.loaded.spec.name, cfg, point.labels, ablation, stage, source.name if source else "")
+                if run.run_id not in self.seen:  # identical configs are one run
+                    self.seen.add(run.run_id)
+                    self.runs.append(run)
+                    added.append(run)
+
+        for p in grid_points(self.loaded, spec, base, at):
+            add(resolve(base, p), p, at + ("defaults",), "")
+        for name, diff in spec.ablations.items():
+            add(merge(base, diff), Point(), at + ("ablations", name), name)
+        return added
+
+
+def expand(loaded: LoadedSuite) -> list[RunSpec]:
+    spec = loaded.spec
+    runs = _Runs(loaded)
+    first = runs.add_grid(spec, spec.defaults, spec.seeds, (), spec.stage if spec.stages else "")
+    check_tune(loaded, spec.tune, first, spec.seeds, ())
+    by_stage = {spec.stage: first}
+    for name, stage in spec.stages.items():
+        at = ("stages", name)
+        if stage.from_ not in by_stage:
+            known = list(by_stage)
+            raise SpecError(loaded.locator.find(at + ("from",)), f"unknown stage '{stage.from_}'{did_you_mean(stage.from_, known)}"
+                            f" (stages before '{name}': {', '.join(known)})")
+        sources = [r for r in by_stage[stage.from_] if run_matches(r, stage.where)]
+        if not sources:
+            raise SpecError(loaded.locator.find(at + ("where",)), f"matches no run of stage '{stage.from_}'")
+        added = []
+        for src in sources:
+            base = merge(src.config.model_dump(mode="json", exclude={"source"}), stage.defaults)
+            added += runs.add_grid(stage, base, stage.seeds or [src.config.seed], at, name, src)
+        check_sources(loaded, added, {r.run_id: r for r in sources}, at)
+        check_tune(loaded, stage.tune, added, stage.seeds or sorted({r.config.seed for r in added}), at)
+        by_stage[name] = added
+    return runs.runs
+
+
+def check_sources(loaded: LoadedSuite, runs: list[RunSpec], sources: dict[str, RunSpec], at: KeyPath) -> None:
+    """A stage run's method must be able to start from its source's: what it requires, the source's
+    method provides (registry capabilities, e.g. token features for a probe)."""
+    for r in runs:
+        src = sources[r.config.source.run_id]
+        needs = METHODS.get(r.config.method.name).requires_for(r.config.method)
+        has = METHODS.get(src.config.method.name).provides
+        if not needs <= has:
+            missing = ", ".join(sorted(needs - has))
+            raise SpecError(_locate_for(loaded, Point(), at + ("defaults",), at)(("method", "name")),
+                            f"method '{r.config.method.name}' needs {missing} from its source run, which method "
+                            f"'{src.config.method.name}' does not provide (it provides: {', '.join(sorted(has)) or 'nothing'})")
+
+
+def check_tune(loaded: LoadedSuite, blocks: list[TuneSpec], runs: list[RunSpec], seeds: list[int], at: KeyPath) -> None:
     names: set[str] = set()
-    for i, block in enumerate(loaded.spec.tune):
+    for i, block in enumerate(blocks):
         if block.name in names:
-            raise SpecError(loaded.locator.find(("tune", i, "name")), f"duplicate tune block name '{block.name}'")
+            raise SpecError(loaded.locator.find(at + ("tune", i, "name")), f"duplicate tune block name '{block.name}'")
         names.add(block.name)
-        check_block(block, i, runs, loaded.spec.seeds, loaded.locator)
+        check_block(block, i, runs, seeds, loaded.locator, at)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from harness.registry import did_you_mean
 from harness.spec.errors import Loc, SpecError
-from harness.spec.models import CONFIG_KEYS, Label, RunConfig, SuiteSpec
+from harness.spec.models import CONFIG_KEYS, GridSpec, Label, RunConfig, SuiteSpec
 from harness.spec.tree import merge
 from harness.spec.yamlio import KeyPath, format_path, load_yaml, parse_yaml
 
@@ -63,14 +63,17 @@ def _undot(d: Any, path: KeyPath, loc: Locator) -> Any:
     return out
 
 
-def _normalize(data: dict[str, Any], loc: Locator) -> dict[str, Any]:
+def _normalize(data: dict[str, Any], loc: Locator, at: KeyPath = ()) -> dict[str, Any]:
+    """Dotted keys expanded in `defaults` and in each ablation, of the suite and of each of its stages."""
     data = dict(data)
     if isinstance(data.get("defaults"), dict):
-        data["defaults"] = _undot(data["defaults"], ("defaults",), loc)
+        data["defaults"] = _undot(data["defaults"], at + ("defaults",), loc)
     if isinstance(data.get("ablations"), dict):
         data["ablations"] = {
-            k: _undot(v, ("ablations", k), loc) if isinstance(v, dict) else v for k, v in data["ablations"].items()
+            k: _undot(v, at + ("ablations", k), loc) if isinstance(v, dict) else v for k, v in data["ablations"].items()
         }
+    if not at and isinstance(data.get("stages"), dict):
+        data["stages"] = {k: _normalize(v, loc, ("stages", k)) if isinstance(v, dict) else v for k, v in data["stages"].items()}
     return data
 
 
@@ -115,6 +118,8 @@ def parse_override(text: str) -> tuple[KeyPath, Any]:
         raise SpecError(where, f"bad key path {key!r}")
     if parts[0] == "include":
         raise SpecError(where, "'include' is read from the suite file; it cannot be overridden")
+    if parts[0] == "stages" and len(parts) > 3 and parts[2] in AXIS_SECTIONS:  # stages.<name>.grid.<dotted axis>
+        return (*parts[:3], ".".join(parts[3:])), value
     if parts[0] in AXIS_SECTIONS and len(parts) > 1:
         return (parts[0], ".".join(parts[1:])), value
     if parts[0] == "ablations" and len(parts) > 2:
@@ -213,16 +218,17 @@ def _check_head(key: str, where: KeyPath, loc: Locator, what: str = "axis") -> N
         raise SpecError(loc.find(where), f"'{head}' is a single value: write '{head}', not '{key}'")
 
 
-def _check_axes(spec: SuiteSpec, loc: Locator) -> None:
+def _check_axes(spec: GridSpec, loc: Locator, at: KeyPath = ()) -> None:
+    """The axes of the suite (`at` = ()) or of one stage (`at` = ("stages", name))."""
     lengths = {len(v) for v in spec.zip.values()}
     if len(lengths) > 1:
-        raise SpecError(loc.find(("zip",)), f"all zip axes must have the same length, got {sorted(lengths)}")
+        raise SpecError(loc.find(at + ("zip",)), f"all zip axes must have the same length, got {sorted(lengths)}")
     seen: dict[str, KeyPath] = {}
-    sections: list[tuple[KeyPath, dict[str, list]]] = [(("grid",), spec.grid), (("zip",), spec.zip)]
-    sections += [(("when", i, "grid"), b.grid) for i, b in enumerate(spec.when)]
+    sections: list[tuple[KeyPath, dict[str, list]]] = [(at + ("grid",), spec.grid), (at + ("zip",), spec.zip)]
+    sections += [(at + ("when", i, "grid"), b.grid) for i, b in enumerate(spec.when)]
     for i, b in enumerate(spec.when):
         for key in b.set:
-            _check_head(key, ("when", i, "set", key), loc, "a set key")
+            _check_head(key, at + ("when", i, "set", key), loc, "a set key")
     for where, axes in sections:
         for axis, values in axes.items():
             _check_head(axis, where + (axis,), loc)
@@ -231,7 +237,7 @@ def _check_axes(spec: SuiteSpec, loc: Locator) -> None:
             for j, v in enumerate(values):  # each value labels its runs (RunSpec.labels)
                 if not _is_label(v):
                     raise SpecError(loc.find(where + (axis, j)), "an axis value must be a scalar or a list of scalars (set mappings in `defaults`, `when.set` or an ablation)")
-            if axis in seen and where[0] != "when":
+            if axis in seen and where[len(at)] != "when":
                 raise SpecError(loc.find(where + (axis,)), f"duplicate axis '{axis}' (also in {format_path(seen[axis])})")
             seen[axis] = where
 
@@ -256,4 +262,6 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
     except ValidationError as err:
         raise validation_error(err, SuiteSpec, loc.find) from None
     _check_axes(spec, loc)
+    for name, stage in spec.stages.items():
+        _check_axes(stage, loc, ("stages", name))
     return LoadedSuite(spec, path, loc)

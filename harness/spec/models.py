@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, field_validator
 
-from harness.registry import ComponentConfig
-
-from harness.spec.base import Label, Scalar, Strict  # noqa: E402  (re-exported)
-from harness.spec.tune_models import TuneSpec  # noqa: E402
-from harness.spec.claim_models import ClaimSpec, Claims  # noqa: E402,F401  (re-exported)
-from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: E402,F401  (re-exported)
+from harness.registry import REGISTRIES, ComponentConfig
+from harness.spec.base import Label, Scalar, Strict  # noqa: F401  (re-exported)
+from harness.spec.claim_models import Claims, ClaimSpec  # noqa: F401  (re-exported)
+from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: F401  (re-exported)
+from harness.spec.tune_models import TuneSpec
 
 
 # ---------------------------------------------------------------- one run's resolved config
@@ -39,7 +38,7 @@ class FaultConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    steps: int = Field(1000, ge=1)
+    steps: int = Field(1000, ge=0, description="optimizer steps; 0 = evaluate only (e.g. a frozen-feature probe)")
     batch_size: int = Field(64, ge=1)
     grad_clip: Optional[float] = Field(1.0, gt=0, description="max global grad norm; null disables")
     log_every: int = Field(25, ge=1, description="steps between logged training metrics")
@@ -61,8 +60,18 @@ COMPONENT_FIELDS = ("task", "model", "method")
 NOT_HASHED = (("training", "checkpoint_every"),)
 
 
+class Source(Strict):
+    """The run a stage's run starts from (harness.spec.stages): its stage, run_id and resolved config.
+    The worker rebuilds it from `config` and loads its checkpoint, found in the store by `run_id`."""
+
+    stage: str
+    run_id: str
+    config: RunConfig
+
+
 class RunConfig(Strict):
-    """Everything that determines one run's result.  Its canonical JSON hashes to the run_id."""
+    """Everything that determines one run's result.  Its canonical JSON hashes to the run_id (a stage
+    run's source enters as its stage and run_id, which is itself the hash of the source's config)."""
 
     task: SerializeAsAny[ComponentConfig]
     model: SerializeAsAny[ComponentConfig]
@@ -71,6 +80,7 @@ class RunConfig(Strict):
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     seed: int = 0
+    source: Optional[Source] = None
 
     @field_validator(*COMPONENT_FIELDS, mode="before")
     @classmethod
@@ -79,8 +89,6 @@ class RunConfig(Strict):
         the config class registered under its name.  User input goes through `validate_config`,
         which reports errors with file:line first."""
         if isinstance(value, dict):
-            from harness.components import REGISTRIES
-
             return REGISTRIES[info.field_name].get(str(value.get("name"))).config.model_validate(value)
         return value
 
@@ -89,18 +97,30 @@ class RunConfig(Strict):
         data = self.model_dump(mode="json")
         for section, key in NOT_HASHED:
             data[section].pop(key)
+        if self.source is None:
+            data.pop("source")  # configs without a source hash as they did before stages existed
+        else:
+            data["source"] = {"stage": self.source.stage, "run_id": self.source.run_id}
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
     def flat(self) -> dict[str, Any]:
-        """Flattened `a.b.c -> value` view (for MLflow params and DataFrame columns)."""
-        return flatten(self.model_dump(mode="json"))
+        """Flattened `a.b.c -> value` view (for MLflow params and DataFrame columns).  A stage run's source
+        shows as `source.stage`, `source.run_id` and the source's own paths under `source.` (e.g.
+        `source.method.mask.n_targets`)."""
+        data = self.model_dump(mode="json", exclude={"source"})
+        out = flatten(data)
+        if self.source is not None:
+            out.update({"source.stage": self.source.stage, "source.run_id": self.source.run_id})
+            out.update({f"source.{k}": v for k, v in self.source.config.flat().items()})
+        return out
 
 
+Source.model_rebuild()
 COMPONENT_KEYS = COMPONENT_FIELDS
-CONFIG_KEYS = tuple(RunConfig.model_fields)
+CONFIG_KEYS = tuple(k for k in RunConfig.model_fields if k != "source")  # what a suite may write (stages set `source`)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -123,16 +143,22 @@ class RunSpec(Strict):
     labels: dict[str, Label] = Field(default_factory=dict, description="axis path -> value for this run")
     ablation: str = ""
     tuned: dict[str, Scalar] = Field(default_factory=dict, description="config path -> value set by a tune block")
+    stage: str = Field("", description="the stage of a suite that declares stages (its first stage: the suite's `stage`)")
+    source_name: str = Field("", description="a stage run's source run, by name")
 
     @classmethod
-    def create(cls, suite: str, config: RunConfig, labels: dict[str, Label], ablation: str = "") -> "RunSpec":
-        return cls(run_id=config.content_hash(), suite=suite, config=config, labels=labels, ablation=ablation)
+    def create(cls, suite: str, config: RunConfig, labels: dict[str, Label], ablation: str = "", stage: str = "",
+               source_name: str = "") -> RunSpec:
+        return cls(run_id=config.content_hash(), suite=suite, config=config, labels=labels, ablation=ablation,
+                   stage=stage, source_name=source_name)
 
     @property
     def name(self) -> str:
-        parts = [self.ablation] if self.ablation else []
+        parts = [self.stage] if self.source_name else []
+        parts += [self.ablation] if self.ablation else []
         parts += [f"{k.split('.')[-1]}={v}" for k, v in self.labels.items() if k != "seed"]
-        return " ".join(parts + [f"seed={self.config.seed}"])
+        parts.append(f"seed={self.config.seed}")
+        return " ".join(parts + ([f"<- {self.source_name}"] if self.source_name else []))
 
 
 # ---------------------------------------------------------------- the suite file
@@ -148,33 +174,69 @@ class WhenBranch(Strict):
     grid: dict[str, AxisValues] = Field(default_factory=dict)
 
 
+BACKENDS = ("local", "ray")  # harness.backends implements each
+
+
 class SchedulerSpec(Strict):
     workers: Optional[int] = Field(None, ge=1, description="CPU worker processes; null = number of cores")
     slots_per_gpu: int = Field(1, ge=1)
     max_retries: int = Field(0, ge=0)
-    backend: Literal["local", "ray"] = Field("local", description="local subprocesses, or one Ray task per run")
+    backend: Literal[BACKENDS] = Field("local", description="local warm workers, or a warm worker actor per slot on Ray")
     ray_address: Optional[str] = Field(None, description="address of a running Ray cluster (e.g. 'auto'); null = start a local one")
 
 
-class SuiteSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    description: str = ""
-    include: Optional[str] = None
-    defaults: dict[str, Any]
+def _unique_seeds(v: list[int] | None) -> list[int] | None:
+    if v is not None and len(set(v)) != len(v):
+        raise ValueError("seeds must be unique")
+    return v
+
+
+def _no_source(v: dict[str, Any]) -> dict[str, Any]:
+    if "source" in v:
+        raise ValueError("'source' is set by stages (a stage's runs start from the runs of its `from` stage); it cannot be written")
+    return v
+
+
+class GridSpec(Strict):
+    """What a suite and each of its stages declare alike: a config diff, axes, ablations, tune blocks."""
+
+    defaults: Annotated[dict[str, Any], AfterValidator(_no_source)] = Field(default_factory=dict)
     grid: dict[str, AxisValues] = Field(default_factory=dict)
     zip: dict[str, AxisValues] = Field(default_factory=dict)
     when: list[WhenBranch] = Field(default_factory=list)
     exclude: list[dict[str, Union[Scalar, list[Scalar]]]] = Field(default_factory=list)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     ablations: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    claims: Claims = Field(default_factory=list)
     tune: list[TuneSpec] = Field(default_factory=list, description="hyper-parameter searches run before the final runs")
+
+
+class StageScheduler(Strict):
+    workers: Optional[int] = Field(None, ge=1, description="at most this many runs of the stage at once; null = no cap")
+    max_retries: Optional[int] = Field(None, ge=0, description="null = the suite's")
+
+
+class StageSpec(GridSpec):
+    """A later stage: every run of stage `from` (matching `where`) crossed with this stage's grid; a run's
+    config is its source's config with this stage's `defaults` and axis values applied."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    from_: str = Field(alias="from", description="the stage whose runs these start from")
+    where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict, description="which source runs (config paths, ablation)")
+    seeds: Optional[list[int]] = Field(None, min_length=1, description="null = each source run's seed")
+    scheduler: StageScheduler = StageScheduler()
+
+    _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))
+
+
+class SuiteSpec(GridSpec):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    description: str = ""
+    include: Optional[str] = None
+    defaults: dict[str, Any]
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    claims: Claims = Field(default_factory=list)
     scheduler: SchedulerSpec = SchedulerSpec()
     report: ReportSpec = ReportSpec()
+    stage: str = Field("main", pattern=r"^[A-Za-z0-9_-]+$", description="name of the suite's own (first) stage")
+    stages: dict[str, StageSpec] = Field(default_factory=dict, description="later stages, in order (harness.spec.stages)")
 
-    @field_validator("seeds")
-    @classmethod
-    def _unique_seeds(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError("seeds must be unique")
-        return v
+    _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))

@@ -44,7 +44,7 @@ class FigureSpec(Strict):
     file: str = Field(pattern=PNG)
 
     @model_validator(mode="after")
-    def _one_x(self) -> "FigureSpec":
+    def _one_x(self) -> FigureSpec:
         if self.x is not None and self.over is not None:
             raise ValueError("give at most one of 'x' (a config path) and 'over' (a logged metric)")
         return self
@@ -73,7 +73,7 @@ class ReportSpec(Strict):
     heatmaps: list[HeatmapSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _distinct_files(self) -> "ReportSpec":
+    def _distinct_files(self) -> ReportSpec:
         files = [f.file for f in [*self.figures, *self.heatmaps]]
         dup = sorted({f for f in files if files.count(f) > 1})
         if dup:

@@ -64,3 +64,17 @@ def matches(tree: dict[str, Any], cond: dict[str, Any]) -> bool:
         elif have != want:
             return False
     return True
+
+
+def run_matches(run: Any, where: dict[str, Any]) -> bool:
+    """`where` on a RunSpec: config paths (a list value means any of), `ablation` and `stage`."""
+    tree = None
+    for path, want in where.items():
+        if path in ("ablation", "stage"):
+            have = getattr(run, path)
+        else:
+            tree = tree if tree is not None else run.config.model_dump(mode="json")
+            have = get_path(tree, path, None)
+        if have not in (want if isinstance(want, list) else [want]):
+            return False
+    return True

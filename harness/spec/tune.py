@@ -14,10 +14,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from harness.spec.config import validate_config
 from harness.spec.errors import SpecError
 from harness.spec.models import CONFIG_KEYS, RunSpec
-from harness.spec.tree import get_path, set_path
+from harness.spec.tree import get_path, run_matches, set_path
 from harness.spec.tune_models import TuneSpec
+from harness.spec.yamlio import KeyPath
 
 
 # ---------------------------------------------------------------- cells and configs
@@ -57,20 +59,12 @@ def _has_path(run: RunSpec, path: str) -> bool:
     return True
 
 
-def _matches(run: RunSpec, where: dict[str, Any]) -> bool:
-    for path, want in where.items():
-        have = _flat_get(run, path)
-        if have not in (want if isinstance(want, list) else [want]):
-            return False
-    return True
-
-
 def cells(block: TuneSpec, runs: list[RunSpec], seeds: list[int]) -> list[Cell]:
     seed = seeds[0] if block.seed is None else block.seed
     groups: dict[str, list[RunSpec]] = {}
     keys: dict[str, dict[str, Any]] = {}
     for r in runs:
-        if not _matches(r, block.where):
+        if not run_matches(r, block.where):
             continue
         key = {p: _flat_get(r, p) for p in block.per}
         k = json.dumps(key, sort_keys=True)
@@ -85,8 +79,6 @@ def cells(block: TuneSpec, runs: list[RunSpec], seeds: list[int]) -> list[Cell]:
 
 def with_values(run: RunSpec, values: dict[str, Any], locate, seed: int | None = None) -> RunSpec:
     """`run` with config paths set to `values` (re-validated; the run_id follows the new config)."""
-    from harness.spec.expand import validate_config
-
     tree = run.config.model_dump(mode="json")
     for path, value in values.items():
         set_path(tree, path, value)
@@ -107,9 +99,10 @@ def tuned(runs: list[RunSpec], cell: Cell, best: dict[str, Any], locate) -> list
     return [with_values(r, best, locate).model_copy(update={"tuned": dict(best)}) if r.run_id in ids else r for r in runs]
 
 
-def check_block(block: TuneSpec, index: int, runs: list[RunSpec], seeds: list[int], locator) -> None:
-    """Fail at validation time (file:line) on a space path, `set` or `per` that no run can take."""
-    where = ("tune", index)
+def check_block(block: TuneSpec, index: int, runs: list[RunSpec], seeds: list[int], locator, at: KeyPath = ()) -> None:
+    """Fail at validation time (file:line) on a space path, `set` or `per` that no run can take (`at`: the
+    stage whose block it is, () for the suite's own)."""
+    where = at + ("tune", index)
     for section in ("space", "set", "per", "where"):
         for path in getattr(block, section):
             if path.split(".")[0] not in CONFIG_KEYS:

@@ -18,7 +18,7 @@ class FloatParam(Strict):
     step: Optional[float] = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _range(self) -> "FloatParam":
+    def _range(self) -> FloatParam:
         _check_range(self.low, self.high, self.log)
         if self.log and self.step is not None:
             raise ValueError("'step' cannot be combined with 'log: true'")
@@ -36,7 +36,7 @@ class IntParam(Strict):
     step: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _range(self) -> "IntParam":
+    def _range(self) -> IntParam:
         _check_range(self.low, self.high, self.log)
         if self.log and self.step != 1:
             raise ValueError("'step' cannot be combined with 'log: true'")

@@ -8,9 +8,10 @@ import os
 import random
 import signal
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from harness.spec.models import RunConfig
 from harness.train.callbacks import Callback, EvalEvery
 from harness.train.optim import build_optimizer, build_schedule
 from harness.train.resume import Checkpointer, TrainState
+
+CPU = torch.device("cpu")
 
 
 class InjectedFault(RuntimeError):
@@ -46,7 +49,7 @@ def fit(
     batches: Iterator[Movable],
     cfg: RunConfig,
     callbacks: Sequence[Callback] = (),
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = CPU,
     checkpoint_dir: Path | None = None,
     checkpointer: Checkpointer | None = None,
     resume: TrainState | None = None,
@@ -63,8 +66,9 @@ def fit(
     params = [p for p in module.parameters() if p.requires_grad]
     status: Literal["finished", "diverged"] = "finished"
     metrics: dict[str, float] = {}
-    step = 0 if resume is None else resume.restore(method, module, opt, sched, batches)
-    for step in range(step + 1, tcfg.steps + 1):
+    start = 0 if resume is None else resume.restore(method, module, opt, sched, batches)
+    step = start  # the last step trained (stays `start` if there is nothing left to train)
+    for step in range(start + 1, tcfg.steps + 1):
         out = method.loss(next(batches).to(device))
         loss = out.loss
         if tcfg.fault is not None and step == tcfg.fault.at_step:

@@ -9,7 +9,6 @@ from torch import nn
 
 from harness.spec.models import OptimizerConfig
 
-
 NO_WEIGHT_DECAY = "_no_weight_decay"  # attribute a model sets on a parameter to exempt it from decay
 
 

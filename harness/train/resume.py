@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -72,7 +73,7 @@ class TrainState:
     meta: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> "TrainState":
+    def load(cls, path: Path) -> TrainState:
         raw = torch.load(path, weights_only=True, map_location="cpu")
         if raw.get("format") != FORMAT:
             raise RuntimeError(f"resume checkpoint {path} has format {raw.get('format')}, expected {FORMAT}; delete it to start over")

@@ -1,8 +1,8 @@
 """suites/copying_smoke.yaml (= copying.yaml shrunk) end to end through the real CLI, MLflow and workers."""
 
 import pytest
-
 from conftest import child_runs, cli
+
 from harness.track import Tracker
 
 pytestmark = pytest.mark.slow

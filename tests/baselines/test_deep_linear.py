@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import child_runs, cli
 
 from baselines.ssl.deep_linear import (
     DeepLinear,
@@ -13,8 +14,14 @@ from baselines.ssl.deep_linear import (
     build_method,
     population_loss,
 )
-from baselines.ssl.linear_ode import initial_scalar, learning_time, product_fixed_point, rate, scalar_fixed_point, time_between
-from conftest import child_runs, cli
+from baselines.ssl.linear_ode import (
+    initial_scalar,
+    learning_time,
+    product_fixed_point,
+    rate,
+    scalar_fixed_point,
+    time_between,
+)
 from harness.runner import build
 from harness.spec.models import RunConfig
 from harness.train import fit

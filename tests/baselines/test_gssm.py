@@ -3,7 +3,6 @@ their sequential references, step-by-step generation against the full forward, r
 
 import pytest
 import torch
-
 from conftest import FakeTokenTask
 from pydantic import ValidationError
 

@@ -1,8 +1,8 @@
 """The jepa_vs_mae suite end to end through the real CLI (tiny overrides), real MLflow and worker processes."""
 
 import pytest
-
 from conftest import cli
+
 from harness.track import Tracker
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from conftest import FakeTokenTask
 from pydantic import ValidationError
 

@@ -7,7 +7,8 @@ import pytest
 
 from harness import cli
 from harness.backends import BackendUnavailable, check_backend, make_pool
-from harness.sched import LocalPool, Slot
+from harness.backends.local import LocalBackend
+from harness.spec import SpecError, load_and_expand
 from harness.spec.models import SchedulerSpec
 from harness.ui import is_loopback, server_command
 
@@ -15,17 +16,17 @@ from harness.ui import is_loopback, server_command
 def test_local_backend_is_the_default_pool():
     spec = SchedulerSpec()
     assert spec.backend == "local" and spec.ray_address is None
-    pool = make_pool(spec.backend, [Slot(0), Slot(1)], spec)
-    assert isinstance(pool, LocalPool) and [s.index for s in pool.slots] == [0, 1]
+    pool = make_pool(spec, workers=2)
+    assert isinstance(pool.backend, LocalBackend) and [s.index for s in pool.backend.slots] == [0, 1]
     with pytest.raises(BackendUnavailable, match="unknown backend 'dask'"):
         check_backend("dask")
 
 
 def test_scheduler_backend_is_validated(root):
-    loaded, _ = cli._load(str(root / "suites" / "smoke.yaml"), ["scheduler.backend=ray", "scheduler.ray_address=auto"])
+    loaded, _ = load_and_expand(str(root / "suites" / "smoke.yaml"), ["scheduler.backend=ray", "scheduler.ray_address=auto"])
     assert loaded.spec.scheduler.backend == "ray" and loaded.spec.scheduler.ray_address == "auto"
-    with pytest.raises(cli.SpecError, match="scheduler.backend"):
-        cli._load(str(root / "suites" / "smoke.yaml"), ["scheduler.backend=slurm"])
+    with pytest.raises(SpecError, match="scheduler.backend"):
+        load_and_expand(str(root / "suites" / "smoke.yaml"), ["scheduler.backend=slurm"])
 
 
 def test_ray_backend_without_ray_is_a_one_line_error(root, tmp_path, monkeypatch, capsys):

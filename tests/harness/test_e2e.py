@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import child_runs, cli
+
 from harness.track import Tracker
 
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import child_runs, cli
+
 from harness.state import SuiteBusy, SuiteLock, state_dir
 from harness.track import Tracker
 

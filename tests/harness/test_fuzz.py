@@ -15,14 +15,14 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
+from conftest import TINY_SUITE
 
 from harness.cli import main
-from conftest import TINY_SUITE
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = sorted(p.name for p in (ROOT / "suites").glob("*.yaml"))
@@ -343,5 +343,5 @@ def test_overrides_found_by_fuzzing(tmp_path, monkeypatch, capsys, before, overr
     write(tmp_path / "s.yaml", BASE)
     assert main(["expand", "s.yaml", override]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and len(err.splitlines()) == 1 and err.startswith(f"error: <override>: "), err
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("error: <override>: "), err
     assert re.search(expected, err.removeprefix("error: ")), err

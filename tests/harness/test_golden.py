@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import cli
+
 from harness.report import load_results, metric_table
 
 pytestmark = pytest.mark.slow

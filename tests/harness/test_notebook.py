@@ -3,9 +3,8 @@ runs through harness.report.load_results and prints the same table as the report
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import cli
+from nbclient import NotebookClient
 
 pytestmark = pytest.mark.slow
 

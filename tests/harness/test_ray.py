@@ -11,8 +11,9 @@ import pytest
 pytest.importorskip("ray")
 
 from conftest import child_runs, cli  # noqa: E402
-from harness.backends.ray_pool import RayPool  # noqa: E402
-from harness.sched import Job  # noqa: E402
+
+from harness.backends import Job, Pool  # noqa: E402
+from harness.backends.ray_backend import RayBackend  # noqa: E402
 from harness.track import Tracker  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -45,9 +46,10 @@ def test_two_runs_share_a_fake_gpu_and_report_exit_codes(tmp_path: Path, monkeyp
         argv = [sys.executable, "-c", BARRIER_JOB, str(tmp_path / f"in{i}"), str(tmp_path / f"out{i}"), str(barrier)]
         jobs.append(Job(f"j{i}", argv, tmp_path / "logs" / f"j{i}.log"))
     started, ended = [], {}
-    pool = RayPool(workers=2, slots_per_gpu=2, poll_s=0.2)
+    backend = RayBackend(workers=2, slots_per_gpu=2)
+    pool = Pool(backend, tick_s=0.2)
     pool.run(jobs, lambda j, s: started.append((j.key, s.index)) or [], lambda j, rc: ended.update({j.key: rc}))
-    assert (pool.capacity, pool.gpus_per_run) == (2, 0.5)
+    assert (backend.capacity, backend.gpus_per_run) == (2, 0.5)
     assert ended == {"j0": 0, "j1": 4}  # both passed the barrier: they ran at the same time on one GPU
     assert sorted(s for _, s in started) == [0, 1]
     assert (tmp_path / "out0").read_text() == "0 0 1" and (tmp_path / "out1").read_text() == "4 0 1"
@@ -68,16 +70,17 @@ def test_stop_all_kills_the_worker_process(tmp_path: Path):
     pid_file = tmp_path / "pid"
     code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
     job = Job("sleeper", [sys.executable, "-c", code], tmp_path / "sleeper.log")
-    pool = RayPool(workers=1, poll_s=0.2)
+    backend = RayBackend(workers=1)
+    pool = Pool(backend, tick_s=0.2)
 
     def tick(n_running):
         if pid_file.exists() and pid_file.read_text():
             raise KeyboardInterrupt
 
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    with pool, pytest.raises(KeyboardInterrupt):
         pool.run([job], lambda j, s: [], lambda j, rc: pytest.fail("the sleeper cannot end by itself"), tick)
-    assert pool.interrupted == [job] and not pool.running
+    assert pool.interrupted == [job] and not backend.running
     pid = int(pid_file.read_text())
     while time.monotonic() - t0 < 60:
         try:
@@ -121,7 +124,8 @@ def test_tuning_trials_run_on_ray(root, tmp_path):
     studies (pruning included) and end with the requested number of finished trials."""
     import optuna
 
-    from harness.tune import JOURNAL_NAME, open_storage
+    from harness.store import JOURNAL_NAME
+    from harness.tune.trial import open_storage
 
     proc = cli(root, tmp_path, "tune", str(root / "suites" / "smoke_tune.yaml"), "--backend", "ray", "--workers", "2")
     assert proc.returncode == 0, proc.stderr

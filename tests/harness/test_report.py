@@ -234,7 +234,8 @@ claims:
 def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, capsys):
     from harness.cli import main
     from harness.spec import expand, load_suite
-    from harness.track import KIND_TAG, Tracker
+    from harness.tags import Tag
+    from harness.track import Tracker
 
     good, bad = tmp_path / "fake.yaml", tmp_path / "fake_bad.yaml"
     good.write_text(FAKE.format(a="rel_k", b="abs"))
@@ -259,7 +260,7 @@ def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, ca
     md = (tmp_path / "reports" / "fake" / "report.md").read_text()
     assert "| abs | 2 | 1.00 ± 0.00 | 0.11 ± 0.01 |" in md and "abc123 (4 runs)" in md and "cpu (4 runs)" in md
     parents = [r for r in t.client.search_runs([exp]) if "run_id" not in r.data.tags]
-    assert len(parents) == 1 and parents[0].data.tags[KIND_TAG] == "report"  # created: the store had no parent run
+    assert len(parents) == 1 and parents[0].data.tags[Tag.KIND] == "report"  # created: the store had no parent run
     logged = {a.path for a in t.client.list_artifacts(parents[0].info.run_id, "report")}
     assert {"report/report.md", "report/report.html", "report/tables.tex"} <= logged
 

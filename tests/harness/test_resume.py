@@ -5,6 +5,7 @@ target, mask sampling in the data stream), deep linear JEPA (gradient-flow time 
 
 import pytest
 import torch
+from conftest import Recorder
 
 from harness.runner import build, train_stream
 from harness.spec import expand, load_suite
@@ -12,7 +13,6 @@ from harness.spec.models import FaultConfig
 from harness.train import fit, seed_everything
 from harness.train.loop import InjectedFault
 from harness.train.resume import Checkpointer, Stateful, TrainState
-from conftest import Recorder
 
 
 def first_run(root, suite: str):

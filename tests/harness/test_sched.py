@@ -1,9 +1,14 @@
-"""Slot assignment (with a fake GPU list) and the local pool on real subprocesses."""
+"""Slot assignment (with a fake GPU list) and the local pool on real processes forked from its warm worker."""
 
 import sys
 from pathlib import Path
 
-from harness.sched import Job, LocalPool, Slot, make_slots
+from harness.backends import Job, Pool, Slot, make_slots
+from harness.backends.local import LocalBackend
+
+
+def local_pool(slots, tmp_path: Path) -> Pool:
+    return Pool(LocalBackend(slots, log_path=tmp_path / "warm.log"), tick_s=0.01)
 
 
 def test_cpu_slots_default_to_cores_and_single_thread(monkeypatch):
@@ -30,7 +35,8 @@ def test_pool_runs_every_job_once_with_its_slot_env(tmp_path: Path):
     code = "import os,sys; open(sys.argv[1],'w').write(os.environ['CUDA_VISIBLE_DEVICES'] + ' ' + os.environ['OMP_NUM_THREADS'])"
     jobs = [Job(f"j{i}", [sys.executable, "-c", code, str(out / f"j{i}")], tmp_path / f"j{i}.log") for i in range(5)]
     started, ended = [], []
-    LocalPool(slots, poll_s=0.01).run(jobs, lambda j, s: started.append((j.key, s.index)) or [], lambda j, rc: ended.append((j.key, rc)))
+    with local_pool(slots, tmp_path) as pool:
+        pool.run(jobs, lambda j, s: started.append((j.key, s.index)) or [], lambda j, rc: ended.append((j.key, rc)))
     assert sorted(k for k, _ in ended) == [f"j{i}" for i in range(5)] and all(rc == 0 for _, rc in ended)
     assert {(out / f"j{i}").read_text() for i in range(5)} <= {" 1", "7 1"}
     assert {s for _, s in started} == {0, 1}
@@ -39,13 +45,14 @@ def test_pool_runs_every_job_once_with_its_slot_env(tmp_path: Path):
 def test_pool_reports_nonzero_exit(tmp_path: Path):
     jobs = [Job("bad", [sys.executable, "-c", "import sys; sys.exit(4)"], tmp_path / "bad.log")]
     ended = []
-    LocalPool([Slot(0)], poll_s=0.01).run(jobs, lambda j, s: [], lambda j, rc: ended.append(rc))
+    with local_pool([Slot(0)], tmp_path) as pool:
+        pool.run(jobs, lambda j, s: [], lambda j, rc: ended.append(rc))
     assert ended == [4]
 
 
 # ---------------------------------------------------------------- visible GPUs (HARNESS_FAKE_GPUS: a fake device count)
 def test_fake_gpus_pack_slots_per_gpu_with_their_device(monkeypatch):
-    from harness.sched import visible_gpus
+    from harness.backends import visible_gpus
 
     monkeypatch.setenv("HARNESS_FAKE_GPUS", "2")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -60,7 +67,7 @@ def test_fake_gpus_pack_slots_per_gpu_with_their_device(monkeypatch):
 
 
 def test_visible_gpus_hands_on_the_parents_physical_ids(monkeypatch):
-    from harness.sched import visible_gpus
+    from harness.backends import visible_gpus
 
     monkeypatch.setenv("HARNESS_FAKE_GPUS", "2")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_SUITE
 
 from harness.cli import main
 from harness.train.loop import load_checkpoint, save_checkpoint
 from harness.train.resume import TrainState
-from conftest import TINY_SUITE
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = TINY_SUITE

@@ -6,10 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import TINY_SUITE
 
 from harness.cli import main
 from harness.spec import SpecError, expand, load_suite
-from conftest import TINY_SUITE
 
 BASE = TINY_SUITE
 
@@ -60,7 +60,7 @@ def test_unknown_component_and_param_point_at_defaults_line(tmp_path):
     text = BASE.replace("d_model: 16", "d_modle: 16")
     assert "s.yaml:4: defaults.model.d_modle: unknown key 'd_modle'; did you mean 'd_model'?" in err(write(tmp_path, text))
     text = BASE.replace("steps: 5", "steps: -1")
-    assert "s.yaml:6: defaults.training.steps: Input should be greater than or equal to 1, got -1" in err(write(tmp_path, text))
+    assert "s.yaml:6: defaults.training.steps: Input should be greater than or equal to 0, got -1" in err(write(tmp_path, text))
 
 
 def test_cli_exit_code_2_and_nothing_written(tmp_path):

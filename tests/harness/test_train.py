@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
+from conftest import Recorder
 from torch import nn
 
 from harness.components import Batch, LossOutput
@@ -11,7 +12,6 @@ from harness.spec.models import OptimizerConfig, RunConfig
 from harness.train import fit, seed_everything
 from harness.train.loop import load_checkpoint
 from harness.train.optim import lr_factor
-from conftest import Recorder
 
 
 @dataclass

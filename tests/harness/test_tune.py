@@ -13,12 +13,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import child_runs, cli
 from optuna.trial import TrialState
 
 from harness.spec import SpecError, expand, load_suite
 from harness.spec.tune import cells, trial_run, tuned
-from harness.tune import JOURNAL_NAME, ReportToTrial, TrialPruned, TrialRef, apply_studies, distributions, open_storage, summarize
-from conftest import child_runs, cli
+from harness.store import JOURNAL_NAME
+from harness.tune.study import apply_studies, distributions, summarize
+from harness.tune.trial import ReportToTrial, TrialPruned, TrialRef, open_storage
 
 TUNE_BLOCK = """
 tune:

@@ -7,15 +7,16 @@ any worker starts (concurrent first use of a sqlite store races on schema creati
 
 from __future__ import annotations
 
-import fcntl
+import importlib
 import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -25,17 +26,25 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-PARENT_TAG = "mlflow.parentRunId"
-TERMINAL = ("FINISHED", "FAILED", "KILLED")
-KIND_TAG = "harness.kind"  # "trial": a tuning trial, a child run that is not a result; "tune": the trials' parent
+from harness.store import StoreLayout, default_uri  # noqa: E402,F401  (default_uri re-exported)
+from harness.tags import Kind, Outcome, Status, Tag  # noqa: E402
+from harness.track import sql  # noqa: E402
+
+STORE_MODULES = (  # imported by MLflow on a client's first use: ~1.5 s that a warm worker pays once, not per run
+    "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "mlflow.store.tracking.rest_store", "mlflow.store.artifact.local_artifact_repo",
+    "mlflow.store.artifact.http_artifact_repo", "sqlalchemy.dialects.sqlite", "alembic.command",
+)
+
+
+def preload() -> None:
+    """Import what opening a tracking store imports (for warm workers, before they fork)."""
+    for name in STORE_MODULES:
+        importlib.import_module(name)
 
 
 def is_trial(run: Any) -> bool:
-    return run.data.tags.get(KIND_TAG) == "trial"
-
-
-def default_uri(cwd: Path | None = None) -> str:
-    return f"sqlite:///{((cwd or Path.cwd()) / 'mlflow.db').resolve()}"
+    return run.data.tags.get(Tag.KIND) == Kind.TRIAL
 
 
 def git_sha(cwd: Path | None = None) -> str:
@@ -86,25 +95,11 @@ class RunRecord:
     metrics: dict[str, float]
 
 
-@contextmanager
-def schema_lock(uri: str) -> Iterator[None]:
-    """For a sqlite store, an flock on `<db>.lock` while a client opens it: opening creates or migrates
-    the schema, and two processes opening a new store at once (two suites started together) would both
-    create its tables."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    db = Path(uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        yield
-
-
 class Tracker:
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri or default_uri()
-        with schema_lock(self.uri):
+        self.layout = StoreLayout.from_uri(self.uri)
+        with self.layout.schema_lock():
             self.client = MlflowClient(tracking_uri=self.uri)
 
     # ------------------------------------------------------------ parent-side
@@ -113,24 +108,28 @@ class Tracker:
         self.client.search_experiments(max_results=1)
 
     def experiment(self, name: str) -> str:
+        """The id of the suite's experiment, created (with the store's artifact location) if new."""
+        return self.experiment_id(name) or self.client.create_experiment(name, artifact_location=self.layout.artifact_location(name))
+
+    def experiment_id(self, name: str) -> str | None:
+        """The id of an existing experiment, or None."""
         exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        location = None
-        if self.uri.startswith("sqlite:///"):
-            location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts" / name).resolve().as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        return exp.experiment_id if exp is not None else None
 
     def start_parent(self, exp_id: str, name: str, tags: dict[str, str]) -> str:
         return self.client.create_run(exp_id, tags=tags, run_name=name).info.run_id
 
     def create_child(self, exp_id: str, parent: str, name: str, tags: dict[str, str]) -> str:
-        return self.client.create_run(exp_id, tags={PARENT_TAG: parent, **tags}, run_name=name).info.run_id
+        return self.client.create_run(exp_id, tags={Tag.PARENT: parent, **tags}, run_name=name).info.run_id
 
     def state(self, mlflow_id: str) -> tuple[str, str]:
         """(status, outcome tag) of a run, in one read."""
         run = self.client.get_run(mlflow_id)
-        return run.info.status, run.data.tags.get("outcome", "")
+        return run.info.status, run.data.tags.get(Tag.OUTCOME, "")
+
+    def final_metrics(self, mlflow_id: str) -> dict[str, float]:
+        """The last value of each metric of a run."""
+        return dict(self.client.get_run(mlflow_id).data.metrics)
 
     def terminate(self, mlflow_id: str, status: str) -> None:
         self.client.set_terminated(mlflow_id, status=status)
@@ -155,31 +154,51 @@ class Tracker:
         """Mark KILLED (outcome=orphaned) every run of the experiment still RUNNING: parents, children
         and trials.  Only an orchestrator holding the suite's lock calls this, so their owner is dead."""
         reaped = []
-        for r in list(self._search(exp_id, "attributes.status = 'RUNNING'")):
-            self.set_tags(r.info.run_id, {"outcome": "orphaned"})
-            self.terminate(r.info.run_id, "KILLED")
+        for r in list(self._search(exp_id, f"attributes.status = '{Status.RUNNING}'")):
+            self.set_tags(r.info.run_id, {Tag.OUTCOME: Outcome.ORPHANED})
+            self.terminate(r.info.run_id, Status.KILLED)
             reaped.append(r.info.run_name or r.info.run_id)
         return reaped
 
     def finished(self, exp_id: str) -> dict[str, str]:
         """run_id (content hash) -> mlflow id of its newest FINISHED child run (trials left out)."""
-        out: dict[str, tuple[int, str]] = {}
-        for r in self._search(exp_id, "attributes.status = 'FINISHED'"):
-            rid = r.data.tags.get("run_id")
-            if rid and not is_trial(r) and (rid not in out or r.info.start_time > out[rid][0]):
-                out[rid] = (r.info.start_time, r.info.run_id)
-        return {k: v for k, (_, v) in out.items()}
+        store = sql.sql_store(self.client)
+        if store is not None:
+            return {k: f.mlflow_id for k, f in sql.newest_finished(store, exp_id).items()}
+        return {r.run_id: r.mlflow_id for r in self._results_via_search(exp_id, None)}
+
+    def checkpoint(self, suite: str, run_id: str, folder: Path) -> Path:
+        """The model.pt of the newest FINISHED run of `run_id` in the suite's experiment, downloaded into
+        `folder` (from wherever the store keeps artifacts: a local folder or a server)."""
+        exp_id = self.experiment_id(suite)
+        mlflow_id = self.finished(exp_id).get(run_id) if exp_id else None
+        if mlflow_id is None:
+            raise TrackingError(f"no FINISHED run with run_id {run_id} in experiment '{suite}' of {self.uri}")
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(self.client.download_artifacts(mlflow_id, "model.pt", str(folder)))
+        except (OSError, MlflowException) as e:
+            raise TrackingError(f"run {mlflow_id} (run_id {run_id}) has no model.pt to start from: {e}") from e
 
     def history(self, mlflow_id: str, keys: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
         """(step, value) pairs of each metric along a run (for curves over training)."""
         return {k: [(m.step, m.value) for m in self.client.get_metric_history(mlflow_id, k)] for k in keys}
 
     def results(self, exp_id: str, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
-        """Newest FINISHED child run per run_id (trials left out), optionally restricted to `run_ids`."""
+        """Newest FINISHED child run per run_id (trials left out), optionally restricted to `run_ids`.
+        An SQL store is read with column queries (harness.track.sql), others through search_runs."""
+        store = sql.sql_store(self.client)
+        if store is None:
+            return self._results_via_search(exp_id, run_ids)
+        newest = sql.newest_finished(store, exp_id, run_ids)
+        data = sql.details(store, [f.mlflow_id for f in newest.values()])
+        return [RunRecord(f.mlflow_id, rid, Status.FINISHED, *data[f.mlflow_id]) for rid, f in newest.items()]
+
+    def _results_via_search(self, exp_id: str, run_ids: Iterable[str] | None) -> list[RunRecord]:
         wanted = set(run_ids) if run_ids is not None else None
         best: dict[str, Any] = {}
-        for r in self._search(exp_id, "attributes.status = 'FINISHED'"):
-            rid = r.data.tags.get("run_id")
+        for r in self._search(exp_id, f"attributes.status = '{Status.FINISHED}'"):
+            rid = r.data.tags.get(Tag.RUN_ID)
             if not rid or is_trial(r) or (wanted is not None and rid not in wanted):
                 continue
             if rid not in best or r.info.start_time > best[rid].info.start_time:
@@ -189,28 +208,32 @@ class Tracker:
             for rid, r in best.items()
         ]
 
-
     def newest_parent(self, exp_id: str) -> ParentRun | None:
-        """The parent run of the suite's newest invocation: no run_id tag, no parent, not a trial."""
-        parents = [r for r in self._search(exp_id, "") if "run_id" not in r.data.tags and PARENT_TAG not in r.data.tags
-                   and r.data.tags.get(KIND_TAG) not in ("trial", "tune")]
+        """The parent run of the suite's newest invocation (tagged harness.kind=invocation, or =report when
+        a report needed a run to hold it).  Stores written before that tag: any run with no run_id tag,
+        no parent, and not a trial or tuning parent."""
+        found = [r for kind in (Kind.INVOCATION, Kind.REPORT)  # (tags take no IN in MLflow's filter grammar)
+                 for r in self.client.search_runs([exp_id], f"tags.`{Tag.KIND}` = '{kind}'", max_results=1,
+                                                  order_by=["attributes.start_time DESC"])]
+        parents = found or [r for r in self._search(exp_id, "") if Tag.RUN_ID not in r.data.tags and Tag.PARENT not in r.data.tags
+                                  and r.data.tags.get(Tag.KIND) not in (Kind.TRIAL, Kind.TUNE)]
         if not parents:
             return None
         r = max(parents, key=lambda r: r.info.start_time)
         return ParentRun(r.info.run_id, r.info.run_name or "", r.info.start_time, dict(r.data.tags))
 
-    def log_report(self, suite: str, folder: Path) -> str:
-        """Log the files of `folder` under `report/` of the suite's newest parent run; when the suite's
-        experiment has no parent run, one tagged `harness.kind=report` is created.  Returns the artifact
-        URI.  Raises TrackingError when the experiment does not exist or the artifact store refuses."""
-        exp = self.client.get_experiment_by_name(suite)
-        if exp is None:
+    def log_report(self, suite: str, folder: Path, parent: ParentRun | None = None) -> str:
+        """Log the files of `folder` under `report/` of `parent` (else the suite's newest parent run); when
+        the suite's experiment has no parent run, one tagged `harness.kind=report` is created.  Returns the
+        artifact URI.  Raises TrackingError when the experiment does not exist or the artifact store refuses."""
+        exp_id = self.experiment_id(suite)
+        if exp_id is None:
             raise TrackingError(f"no experiment '{suite}' in {self.uri}")
-        parent = self.newest_parent(exp.experiment_id)
+        parent = parent or self.newest_parent(exp_id)
         try:
             if parent is None:
-                run_id = self.start_parent(exp.experiment_id, f"{suite} report", {"suite": suite, KIND_TAG: "report"})
-                self.terminate(run_id, "FINISHED")
+                run_id = self.start_parent(exp_id, f"{suite} report", {Tag.SUITE: suite, Tag.KIND: Kind.REPORT})
+                self.terminate(run_id, Status.FINISHED)
             else:
                 run_id = parent.mlflow_id
             self.client.log_artifacts(run_id, str(folder), artifact_path="report")
@@ -226,21 +249,33 @@ def _chunks(items: list, n: int) -> Iterable[list]:
 
 class RunLog:
     """Worker-side handle on one child run.  Metrics are buffered and written with log_batch
-    (one call per value costs ~60x more)."""
+    (one call per value costs ~60x more).  `seconds`: wall time spent in tracking calls so far."""
 
     def __init__(self, uri: str, mlflow_id: str, flush_every: int = 500) -> None:
+        t0 = time.perf_counter()
         self.tracker = Tracker(uri)
         self.id = mlflow_id
         self.flush_every = flush_every
         self._buf: list[Metric] = []
+        self.seconds = time.perf_counter() - t0
+
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - t0
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-        for chunk in _chunks(items, 100):
-            self.tracker.client.log_batch(self.id, params=chunk)
+        with self._timed():
+            for chunk in _chunks(items, 100):
+                self.tracker.client.log_batch(self.id, params=chunk)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self.tracker.set_tags(self.id, tags)
+        with self._timed():
+            self.tracker.set_tags(self.id, tags)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         ts = int(time.time() * 1000)
@@ -249,31 +284,36 @@ class RunLog:
             self.flush()
 
     def flush(self) -> None:
-        while self._buf:  # a chunk leaves the buffer once written: a flush cut short resumes where it stopped
-            chunk = self._buf[:1000]
-            self.tracker.client.log_batch(self.id, metrics=chunk)
-            del self._buf[: len(chunk)]
+        with self._timed():
+            while self._buf:  # a chunk leaves the buffer once written: a flush cut short resumes where it stopped
+                chunk = self._buf[:1000]
+                self.tracker.client.log_batch(self.id, metrics=chunk)
+                del self._buf[: len(chunk)]
 
     def copy_history(self, source_id: str, upto_step: int) -> int:
         """Copy every metric point of run `source_id` up to `upto_step` into this run (a resumed attempt
         takes over the history of the attempt whose checkpoint it resumed).  Returns the point count."""
         client = self.tracker.client
-        points = [
-            m
-            for key in client.get_run(source_id).data.metrics
-            for m in client.get_metric_history(source_id, key)
-            if m.step <= upto_step
-        ]
+        with self._timed():
+            points = [
+                m
+                for key in client.get_run(source_id).data.metrics
+                for m in client.get_metric_history(source_id, key)
+                if m.step <= upto_step
+            ]
         self._buf += points
         self.flush()
         return len(points)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.tracker.log_text(self.id, text, artifact_file)
+        with self._timed():
+            self.tracker.log_text(self.id, text, artifact_file)
 
     def log_artifact(self, path: Path) -> None:
-        self.tracker.client.log_artifact(self.id, str(path))
+        with self._timed():
+            self.tracker.client.log_artifact(self.id, str(path))
 
     def finish(self, status: str) -> None:
         self.flush()
-        self.tracker.terminate(self.id, RunStatus.to_string(RunStatus.from_string(status)))
+        with self._timed():
+            self.tracker.terminate(self.id, RunStatus.to_string(RunStatus.from_string(status)))

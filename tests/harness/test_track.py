@@ -1,0 +1,110 @@
+"""The tracking layer on its own: the store layout of every kind of URI, the SQL fast path against
+MLflow's search_runs, the newest parent run, and the time a RunLog spends in tracking calls."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from harness.store import StoreLayout, default_uri
+from harness.tags import Kind, Status, Tag
+from harness.track import RunLog, Tracker
+
+
+@pytest.mark.parametrize("uri, db, root", [
+    ("sqlite:////abs/dir/mlflow.db", "/abs/dir/mlflow.db", "/abs/dir"),
+    ("sqlite:///rel/m.db", "{cwd}/rel/m.db", "{cwd}/rel"),
+    ("sqlite:///m.db", "{cwd}/m.db", "{cwd}"),
+    ("http://127.0.0.1:5000", None, "{cwd}"),
+    ("postgresql://user@db:5432/mlflow", None, "{cwd}"),
+    ("file:///tmp/mlruns", None, "{cwd}"),
+    ("sqlite:///:memory:", None, "{cwd}"),
+])
+def test_store_layout_of_each_kind_of_uri(uri, db, root, tmp_path):
+    lay = StoreLayout.from_uri(uri, cwd=tmp_path)
+    fill = lambda s: None if s is None else Path(s.format(cwd=tmp_path.resolve()))  # noqa: E731
+    assert lay.sqlite_db == fill(db) and lay.root == fill(root)
+    assert lay.state_dir == lay.root / ".harness" and lay.lock_path("s") == lay.root / ".harness" / "locks" / "s.lock"
+    assert lay.log_dir("s") == lay.state_dir / "logs" / "s" and lay.checkpoint_dir("s") == lay.state_dir / "checkpoints" / "s"
+    if db is None:  # a server or another store decides where artifacts go; the journal lives in the state dir
+        assert lay.artifact_location("e") is None and lay.artifacts_dir is None
+        assert lay.journal == lay.state_dir / "optuna-journal.log"
+    else:
+        assert lay.artifact_location("e") == (lay.root / "mlartifacts" / "e").as_uri()
+        assert lay.journal == lay.root / "optuna-journal.log"
+
+
+def test_default_uri_is_mlflow_db_in_the_working_directory(tmp_path):
+    assert default_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert StoreLayout.from_uri(default_uri(tmp_path)).sqlite_db == tmp_path.resolve() / "mlflow.db"
+
+
+def _store(tmp_path: Path) -> tuple[Tracker, str, dict[str, str]]:
+    """A store with every case results() must tell apart; returns (tracker, experiment id, names -> ids)."""
+    t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    t.setup()
+    exp = t.experiment("s")
+    parent = t.start_parent(exp, "p", {Tag.KIND: Kind.INVOCATION})
+    ids = {}
+
+    def run(name: str, run_id: str, status: str, metrics: dict, extra: dict | None = None) -> None:
+        ids[name] = t.create_child(exp, parent, name, {Tag.RUN_ID: run_id, **(extra or {})})
+        log = RunLog(t.uri, ids[name])
+        log.log_params({"model.name": "transformer", "seed": 1})
+        log.log_metrics(metrics, 10)
+        log.set_tags({Tag.OUTCOME: "finished"})
+        log.finish(status)
+
+    run("a0", "a", Status.FINISHED, {"acc": 0.1})
+    run("a1", "a", Status.FINISHED, {"acc": 0.2, "nan": math.nan})  # a later attempt: the newest wins
+    run("b", "b", Status.FAILED, {"acc": 0.3})
+    run("c-trial", "c", Status.FINISHED, {"acc": 0.4}, {Tag.KIND: Kind.TRIAL})
+    run("d", "d", Status.FINISHED, {"acc": 0.5})
+    run("e", "e", Status.FINISHED, {"acc": 0.6})
+    t.client.delete_run(ids["e"])  # deleted in the UI: not a result
+    run("f", "f", Status.KILLED, {"acc": 0.7})
+    return t, exp, ids
+
+
+def _records(recs):
+    return sorted((r.mlflow_id, r.run_id, str(r.status), r.params, r.tags, {k: "nan" if math.isnan(v) else v for k, v in r.metrics.items()})
+                   for r in recs)
+
+
+def test_sql_fast_path_reads_what_search_runs_reads(tmp_path):
+    t, exp, ids = _store(tmp_path)
+    fast, slow = t.results(exp), t._results_via_search(exp, None)
+    assert _records(fast) == _records(slow)
+    assert {r.run_id: r.mlflow_id for r in fast} == {"a": ids["a1"], "d": ids["d"]}
+    assert t.finished(exp) == {"a": ids["a1"], "d": ids["d"]}
+    a1 = next(r for r in fast if r.run_id == "a")
+    assert a1.params == {"model.name": "transformer", "seed": "1"} and a1.metrics["acc"] == 0.2 and math.isnan(a1.metrics["nan"])
+    assert _records(t.results(exp, ["d", "zz"])) == _records(t._results_via_search(exp, ["d", "zz"]))
+
+
+def test_newest_parent_is_found_by_its_kind_and_in_an_old_store_without_it(tmp_path):
+    t, exp, _ = _store(tmp_path)
+    newer = t.start_parent(exp, "p2", {Tag.KIND: Kind.INVOCATION, "command": "x"})
+    assert t.newest_parent(exp).mlflow_id == newer
+    old = Tracker(f"sqlite:///{tmp_path}/old.db")
+    old.setup()
+    exp2 = old.experiment("s")
+    legacy = old.start_parent(exp2, "legacy", {"command": "y"})  # written before the kind tag existed
+    old.create_child(exp2, legacy, "r", {Tag.RUN_ID: "a"})
+    assert old.newest_parent(exp2).mlflow_id == legacy
+
+
+def test_runlog_counts_the_time_of_its_tracking_calls(tmp_path):
+    t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    t.setup()
+    exp = t.experiment("s")
+    mid = t.create_child(exp, t.start_parent(exp, "p", {}), "r", {})
+    log = RunLog(t.uri, mid)
+    before = log.seconds
+    log.log_params({"a": 1})
+    for step in range(5):
+        log.log_metrics({"loss": 1.0}, step)
+    assert log.seconds > before  # log_params went to the store
+    buffered = log.seconds
+    log.finish(Status.FINISHED)
+    assert log.seconds > buffered and len(t.client.get_metric_history(mid, "loss")) == 5
