@@ -41,7 +41,15 @@ from baselines.ssl.masks import MaskConfig, MaskedBatch
 from baselines.ssl.predictors import PREDICTORS, ConcatPredictorConfig, build_predictor
 from baselines.ssl.registered import Registered
 from baselines.ssl.representation import Representation
-from baselines.ssl.targets import EmaSchedule, LatentLoss, TargetNorm, ema_momentum, ema_update, latent_loss, normalize_targets
+from baselines.ssl.targets import (
+    EmaSchedule,
+    LatentLoss,
+    TargetNorm,
+    ema_momentum,
+    ema_update,
+    latent_loss,
+    normalize_targets,
+)
 from baselines.tasks.labeled import LabeledTask, labeled_task
 from harness.components import METHODS, LossOutput, Task
 

@@ -21,8 +21,8 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from baselines.ssl.layout import Layout
 from baselines.ssl.grid_masks import MultiBlockMaskConfig, StripsMaskConfig
+from baselines.ssl.layout import Layout
 from baselines.ssl.masks import MASKS, MaskConfig, Masks, build_mask_sampler
 from harness.registry import ComponentConfig
 

@@ -19,7 +19,7 @@ Probes marked final_only run at the last evaluation only.  The probes themselves
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from pydantic import Field
 

@@ -86,7 +86,7 @@ class MultiBlockMaskConfig(ComponentConfig):
     min_keep: int = Field(default=4, ge=1)  # fewest context tokens left after removing the targets
 
     @model_validator(mode="after")
-    def _check(self) -> "MultiBlockMaskConfig":
+    def _check(self) -> MultiBlockMaskConfig:
         check_interval("target_scale", self.target_scale, 0, 1.0)
         check_interval("target_aspect", self.target_aspect, 0)
         check_interval("context_scale", self.context_scale, 0, 1.0)
@@ -152,7 +152,7 @@ class BlockMaskConfig(ComponentConfig):
     aspect: tuple[float, float] = (0.75, 1.5)  # height / width of the target block
 
     @model_validator(mode="after")
-    def _check(self) -> "BlockMaskConfig":
+    def _check(self) -> BlockMaskConfig:
         check_interval("scale", self.scale, 0, 1.0)
         check_interval("aspect", self.aspect, 0)
         return self

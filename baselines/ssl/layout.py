@@ -18,8 +18,8 @@ tokenizer adds that are not data ([REG] tokens) are not in the layout: no sample
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import torch
 
@@ -38,7 +38,7 @@ class Layout:
             raise ValueError(f"grid shape {self.shape} does not hold the {self.n_tokens} tokens on axes {self.axes}")
 
     @classmethod
-    def grid(cls, axes: tuple[str, ...], shape: tuple[int, ...], **attrs: torch.Tensor) -> "Layout":
+    def grid(cls, axes: tuple[str, ...], shape: tuple[int, ...], **attrs: torch.Tensor) -> Layout:
         """A full row-major grid: token i sits at the integer coords of its multi-index in `shape`."""
         ranges = [torch.arange(n, dtype=torch.float32) for n in shape]
         coords = torch.stack([c.flatten() for c in torch.meshgrid(*ranges, indexing="ij")], dim=1)  # [N, A]
@@ -64,6 +64,6 @@ class Layout:
             raise ValueError(f"{user} needs a {dims}-D grid of tokens; the layout has axes {self.axes}, grid {self.shape}")
         return self.shape
 
-    def to(self, device: torch.device) -> "Layout":
+    def to(self, device: torch.device) -> Layout:
         attrs = {k: v.to(device, non_blocking=True) for k, v in self.attrs.items()}
         return Layout(self.axes, self.coords.to(device, non_blocking=True), self.shape, attrs)

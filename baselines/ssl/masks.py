@@ -22,8 +22,9 @@ Registered in MASKS (one source of truth: a method's `mask` field is validated t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -47,10 +48,10 @@ class Masks:
     def __len__(self) -> int:
         return self.context.shape[0]
 
-    def to(self, device: torch.device) -> "Masks":
+    def to(self, device: torch.device) -> Masks:
         return Masks(self.context.to(device, non_blocking=True), self.targets.to(device, non_blocking=True), self.stats)
 
-    def slice(self, start: int, stop: int) -> "Masks":
+    def slice(self, start: int, stop: int) -> Masks:
         return Masks(self.context[start:stop], self.targets[start:stop], self.stats)
 
 
@@ -66,11 +67,11 @@ class MaskedBatch:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
-    def to(self, device: torch.device) -> "MaskedBatch":
+    def to(self, device: torch.device) -> MaskedBatch:
         return MaskedBatch(self.inputs.to(device, non_blocking=True), self.labels.to(device, non_blocking=True),
                            self.masks.to(device), self.layout.to(device))
 
-    def slice(self, start: int, stop: int) -> "MaskedBatch":
+    def slice(self, start: int, stop: int) -> MaskedBatch:
         return MaskedBatch(self.inputs[start:stop], self.labels[start:stop], self.masks.slice(start, stop), self.layout)
 
 

@@ -19,7 +19,8 @@ and one `@POS_ENCODINGS.register`.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from pydantic import Field

@@ -20,7 +20,8 @@ A context-aware decoder (3D-JEPA: cross-attention to the fixed context in every 
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from pydantic import Field

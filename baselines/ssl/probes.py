@@ -22,8 +22,9 @@ carved from its fit split (logged as probe_chosen/<probe>_<name>).  Every probe 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class Features:
     x: torch.Tensor
     y: torch.Tensor
 
-    def subset(self, index: np.ndarray) -> "Features":
+    def subset(self, index: np.ndarray) -> Features:
         index = torch.as_tensor(index, dtype=torch.long)
         return Features(self.x[index], self.y[index])
 

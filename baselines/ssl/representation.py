@@ -18,7 +18,8 @@ Calls run in eval mode under no_grad (the module's mode is restored after).  Poo
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn

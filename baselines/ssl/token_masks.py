@@ -55,7 +55,7 @@ class SubsetsMaskConfig(ComponentConfig):
     target_share: tuple[float, float] = (0.2, 0.4)  # fraction of the tokens in one target subset
 
     @model_validator(mode="after")
-    def _check(self) -> "SubsetsMaskConfig":
+    def _check(self) -> SubsetsMaskConfig:
         check_interval("context_share", self.context_share, 0, 1.0)
         check_interval("target_share", self.target_share, 0, 1.0)
         return self

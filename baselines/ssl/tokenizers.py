@@ -18,7 +18,8 @@ Registered in TOKENIZERS; a builder gets (cfg, task, d_model) and checks the tas
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from pydantic import Field

@@ -38,7 +38,8 @@ Two tasks, both single-channel and square (H == W == image_size):
 from __future__ import annotations
 
 import math
-from typing import Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +144,7 @@ class ShapesConfig(ComponentConfig):
     eval_seed: int = 1234
 
     @model_validator(mode="after")
-    def _check(self) -> "ShapesConfig":
+    def _check(self) -> ShapesConfig:
         check_interval("shape_size", self.shape_size, 0.0, 0.5)
         check_interval("texture_freq", self.texture_freq, 0.0, 0.5)
         if self.shape_size[0] * self.image_size < 1.5:

@@ -16,8 +16,9 @@ Its `input_spec` tells a tokenizer what one input is:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -34,13 +35,13 @@ class LabeledBatch:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
-    def to(self, device: torch.device) -> "LabeledBatch":
+    def to(self, device: torch.device) -> LabeledBatch:
         return LabeledBatch(self.inputs.to(device, non_blocking=True), self.labels.to(device, non_blocking=True))
 
-    def slice(self, start: int, stop: int) -> "LabeledBatch":
+    def slice(self, start: int, stop: int) -> LabeledBatch:
         return LabeledBatch(self.inputs[start:stop], self.labels[start:stop])
 
-    def subset(self, index: torch.Tensor) -> "LabeledBatch":
+    def subset(self, index: torch.Tensor) -> LabeledBatch:
         return LabeledBatch(self.inputs[index], self.labels[index])
 
 

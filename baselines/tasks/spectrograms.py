@@ -26,7 +26,8 @@ splits ("train" to fit probes, "test" to score them) are drawn once from `eval_s
 from __future__ import annotations
 
 import math
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +59,7 @@ class SpectroConfig(ComponentConfig):
     eval_seed: int = 2468
 
     @model_validator(mode="after")
-    def _check(self) -> "SpectroConfig":
+    def _check(self) -> SpectroConfig:
         check_interval("f0_bins", self.f0_bins, 0.5, self.n_freq / 2)
         if self.max_onset >= self.n_frames:
             raise ValueError(f"max_onset={self.max_onset} leaves no sound in {self.n_frames} frames")

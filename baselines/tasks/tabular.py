@@ -32,7 +32,8 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -72,7 +73,7 @@ class LatentTableConfig(ComponentConfig):
     eval_seed: int = 4321
 
     @model_validator(mode="after")
-    def _check(self) -> "LatentTableConfig":
+    def _check(self) -> LatentTableConfig:
         if self.n_views + N_CARRIERS + self.n_noise < 2:
             raise ValueError("a table needs at least 2 columns")
         return self

@@ -218,9 +218,10 @@ def test_representation_api_and_probe_encoder():
 
 
 def test_reg_tokens_are_in_every_context_and_never_a_target():
+    from test_tokenizers import TABLE
+
     from baselines.ssl.encoder import EncoderConfig, build_token_encoder
     from baselines.ssl.token_masks import SubsetsMaskConfig
-    from test_tokenizers import TABLE
 
     torch.manual_seed(0)
     enc = build_token_encoder(EncoderConfig(name="token_encoder", tokenizer={"name": "features"}, d_model=8, n_heads=2,

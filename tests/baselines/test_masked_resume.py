@@ -3,6 +3,7 @@ method counts the batches it collated, the run replays its data stream from the 
 draws the same amount from the mask stream whatever the progress (tests/harness/test_resume.py's check)."""
 
 import torch
+from conftest import Recorder
 
 import baselines  # noqa: F401
 from baselines.methods.jepa import JEPAConfig
@@ -11,7 +12,6 @@ from baselines.ssl.encoder import ViTConfig
 from baselines.ssl.grid_masks import MultiBlockMaskConfig, StripsMaskConfig
 from baselines.ssl.predictors import ConcatPredictorConfig
 from baselines.tasks.images import DigitsConfig
-from conftest import Recorder
 from harness.runner import build, train_stream
 from harness.spec.models import EvaluationConfig, FaultConfig, RunConfig, TrainingConfig
 from harness.train import fit, seed_everything

@@ -1,7 +1,6 @@
 """The tabular_jepa suite end to end through the real CLI (its smoke version), real MLflow and worker processes."""
 
 import pytest
-
 from conftest import child_runs, cli
 
 pytestmark = pytest.mark.slow

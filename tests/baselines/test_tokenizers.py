@@ -8,7 +8,15 @@ from ssl_fakes import FakeImageTask
 import baselines  # noqa: F401
 from baselines.ssl.encoder import EncoderConfig, TokenEncoder, build_token_encoder
 from baselines.ssl.layout import Layout
-from baselines.ssl.positions import POS_ENCODINGS, LearnedConfig, NoPositionConfig, SinCosConfig, build_positional, positions_at, sincos_1d
+from baselines.ssl.positions import (
+    POS_ENCODINGS,
+    LearnedConfig,
+    NoPositionConfig,
+    SinCosConfig,
+    build_positional,
+    positions_at,
+    sincos_1d,
+)
 from baselines.ssl.tokenizers import TOKENIZERS, FeaturesConfig, Patch2dConfig, build_tokenizer, patchify
 from baselines.tasks.labeled import GridInput, LabeledBatch, TableInput
 
