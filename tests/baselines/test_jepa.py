@@ -238,3 +238,25 @@ def test_reg_tokens_are_in_every_context_and_never_a_target():
     assert m.representation().tokens(b).shape == (6, 4, 8)  # ... and so does a probe
     m.loss(b).loss.backward()
     assert m.encoder.reg.grad is not None and m.encoder.reg.grad.abs().sum() > 0  # [REG] is trained through the context
+
+
+def test_a_fresh_method_loaded_from_the_module_state_dict_probes_the_same():
+    """Probing as its own stage: build the method again, load the pre-training run's `method.module` state dict
+    (what the loop saves as model.pt), and the representation is the trained one."""
+    trained = jepa()
+    opt = build_optimizer(trained.module, OptimizerConfig(lr=1e-2))
+    for seed in range(3):
+        trained.loss(batch(trained, seed=seed)).loss.backward()
+        opt.step()
+        opt.zero_grad()
+        trained.after_step(seed + 1, 3)
+    fresh = jepa()
+    b = next(FakeImageTask().train_batches(6, torch.Generator().manual_seed(5)))
+    assert not torch.allclose(fresh.representation().tokens(b), trained.representation().tokens(b))
+    fresh.module.load_state_dict({k: v.clone() for k, v in trained.module.state_dict().items()})
+    for encoder in ("target", "context"):
+        a, z = jepa(probe_encoder=encoder), jepa(probe_encoder=encoder)
+        a.module.load_state_dict(trained.module.state_dict())
+        z.module.load_state_dict(fresh.module.state_dict())
+        torch.testing.assert_close(a.representation().pooled(b), z.representation().pooled(b))
+    torch.testing.assert_close(fresh.representation().tokens(b), trained.representation().tokens(b))
