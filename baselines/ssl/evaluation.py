@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pydantic import Field
 
 from baselines.ssl.collapse import collapse_stats, content_share
-from baselines.ssl.probes import PROBES, Features, KnnProbeConfig, LinearProbeConfig, reads_tokens, split_index
+from baselines.ssl.probes import PROBES, Features, KnnProbeConfig, LinearProbeConfig, split_index
 from baselines.ssl.registered import Registered
 from baselines.ssl.representation import Pooling, Representation, pool
 from baselines.tasks.labeled import LabeledBatch, LabeledTask
@@ -54,7 +54,7 @@ def probe_metrics(
     for p in cfg.probes:
         if p.final_only and not final:
             continue
-        data = tokens if reads_tokens(p) else pooled
+        data = tokens if p.reads_tokens else pooled
         on = data["fit"]
         if p.labels is not None and p.labels < len(on.y):
             on = on.subset(split_index(on.y, p.labels, p.label_seed, task.n_classes > 0)[0])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -62,6 +62,7 @@ class ProbeResult:
 class ProbeConfig(ComponentConfig):
     """Base of every probe config (module docstring)."""
 
+    reads_tokens: ClassVar[bool] = False  # True: the probe reads tokens [S, N, D], not pooled features
     labels: int | None = Field(default=None, ge=2)
     label_seed: int = 0
     final_only: bool = False
@@ -69,10 +70,6 @@ class ProbeConfig(ComponentConfig):
 
 Probe = Callable[[Features, Features, int], ProbeResult]
 PROBES: Registry[Callable[[ComponentConfig], Probe]] = Registry("probe")
-
-
-def reads_tokens(cfg: ComponentConfig) -> bool:
-    return cfg.name == "attentive"
 
 
 def split_index(y: torch.Tensor, size: float | int, seed: int, classification: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -204,6 +201,7 @@ class AttentivePooler(nn.Module):
 
 
 class AttentiveProbeConfig(ProbeConfig):
+    reads_tokens: ClassVar[bool] = True
     name: Literal["attentive"] = "attentive"
     heads: int = Field(default=4, ge=1)
     steps: int = Field(default=300, ge=1)
