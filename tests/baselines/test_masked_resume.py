@@ -3,7 +3,7 @@ method counts the batches it collated, the run replays its data stream from the 
 draws the same amount from the mask stream whatever the progress (tests/harness/test_resume.py's check)."""
 
 import torch
-from conftest import Recorder
+from conftest import train_resumable
 
 import baselines  # noqa: F401
 from baselines.methods.jepa import JEPAConfig
@@ -12,11 +12,8 @@ from baselines.ssl.encoder import ViTConfig
 from baselines.ssl.grid_masks import MultiBlockMaskConfig, StripsMaskConfig
 from baselines.ssl.predictors import ConcatPredictorConfig
 from baselines.tasks.images import DigitsConfig
-from harness.runner import build, train_stream
 from harness.spec.models import EvaluationConfig, FaultConfig, RunConfig, TrainingConfig
-from harness.train import fit, seed_everything
-from harness.train.loop import InjectedFault
-from harness.train.resume import Checkpointer, TrainState
+from harness.train.resume import TrainState
 
 torch.set_num_threads(1)
 
@@ -36,26 +33,15 @@ def config(fault: FaultConfig | None = None) -> RunConfig:
     )
 
 
-def train(cfg: RunConfig, path, resume=None):
-    seed_everything(cfg.seed)
-    task, method = build(cfg)
-    rec = Recorder()
-    try:
-        fit(method, train_stream(cfg, task, method), cfg, [rec], checkpointer=Checkpointer(path, 5), resume=resume)
-    except InjectedFault:
-        pass
-    return method, rec
-
-
 def test_curriculum_jepa_resumes_bit_identically(tmp_path):
-    whole, rec_whole = train(config(), tmp_path / "whole.pt")
+    whole, rec_whole = train_resumable(config(), tmp_path / "whole.pt")
     hard = [scalars["mask/hard"] for _, scalars in rec_whole.steps]
     assert 0.0 in hard and 1.0 in hard  # both samplers were used along the run
     assert [round(s["mask/p_hard"], 6) for _, s in rec_whole.steps][:2] == [0.01, round((1 / 12 * (1 - 1e-4) + 1e-4) ** 0.5, 6)]
-    train(config(FaultConfig(kind="raise", at_step=8)), tmp_path / "cut.pt")
+    train_resumable(config(FaultConfig(kind="raise", at_step=8)), tmp_path / "cut.pt")
     state = TrainState.load(tmp_path / "cut.pt")
     assert state.step == 5 and state.method["drawn"] == 5 and state.method["total"] == 12
-    resumed, rec_resumed = train(config(), tmp_path / "resumed.pt", resume=state)
+    resumed, rec_resumed = train_resumable(config(), tmp_path / "resumed.pt", resume=state)
     assert repr(rec_resumed.steps) == repr(rec_whole.steps[5:])  # steps 6..12: every scalar, masks' stats included
     assert repr(rec_resumed.evals) == repr(rec_whole.evals)
     for (k, a), b in zip(whole.module.state_dict().items(), resumed.module.state_dict().values()):
