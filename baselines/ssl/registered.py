@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, SerializeAsAny
+from pydantic import BeforeValidator, SerializeAsAny, ValidationError
+from pydantic_core import PydanticCustomError
 
-from harness.registry import ComponentConfig, Registry, RegistryError
+from harness.registry import ComponentConfig, Registry, RegistryError, did_you_mean
 
 
 def Registered(registry: Registry) -> Any:  # noqa: N802  (used like a type)
@@ -31,6 +32,23 @@ def Registered(registry: Registry) -> Any:  # noqa: N802  (used like a type)
             entry = registry.get(str(value["name"]))
         except RegistryError as e:
             raise ValueError(str(e)) from None
-        return entry.config.model_validate(value)
+        try:
+            return entry.config.model_validate(value)
+        except ValidationError as err:
+            raise ValidationError.from_exception_data(err.title, [_detail(e, entry.config, value) for e in err.errors()]) from None
 
     return Annotated[SerializeAsAny[ComponentConfig], BeforeValidator(validate)]
+
+
+def _detail(e: Any, config: type[ComponentConfig], value: dict) -> Any:
+    """An error of the concrete config, re-raised with its location; an unknown key names that config's keys
+    (the field's annotation is the base class, which knows only `name`)."""
+    out = {"type": e["type"], "loc": e["loc"], "input": e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})}
+    if e["type"] == "extra_forbidden" and len(e["loc"]) == 1:
+        key, known = str(e["loc"][0]), list(config.model_fields)
+        hint = did_you_mean(key, known)
+        out["type"] = PydanticCustomError("unknown_key", f"unknown key '{key}'{hint}" + ("" if hint else f" (allowed: {', '.join(known)})"))
+        out["input"] = value  # the mapping, not the misnamed key's value
+    elif e["type"] == "unknown_key":  # rewritten by a nested Registered field already
+        out["type"] = PydanticCustomError("unknown_key", e["msg"])
+    return out

@@ -182,3 +182,19 @@ def test_mask_stream_collates_masked_batches():
     assert torch.equal(moved.masks.targets, masked.masks.targets)
     part = masked.slice(1, 3)
     assert len(part) == 2 and torch.equal(part.masks.context, masked.masks.context[1:3])
+
+
+def test_a_nested_unknown_key_is_named_with_the_concrete_configs_keys(tmp_path):
+    """A typo inside a nested component is reported at its path, with the keys of the component it names."""
+    from harness.spec import expand, load_suite
+    from harness.spec.errors import SpecError
+
+    with pytest.raises(ValidationError, match="unknown key 'n_targts'; did you mean 'n_targets'"):
+        Holder.model_validate({"mask": {"name": "multiblock", "n_targts": 2}})
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ndefaults:\n  task: {name: digits}\n  model: {name: vit}\n"
+                     "  method: {name: jepa, mask: {name: curriculum, easy: {name: multiblock, zzz: 1}}}\n")
+    with pytest.raises(SpecError) as err:
+        expand(load_suite(suite))
+    assert str(err.value) == (f"{suite}:5: defaults.method.mask.easy.zzz: unknown key 'zzz' (allowed: name, n_targets, "
+                              "target_scale, target_aspect, context_scale, min_keep)")
