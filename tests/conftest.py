@@ -45,6 +45,24 @@ class Recorder:
         return [step for step, _ in self.evals]
 
 
+def train_resumable(cfg, path, resume=None):
+    """Train the RunConfig `cfg` through the one loop with a resume checkpoint every 5 steps at `path` (from
+    `resume`, a loaded TrainState, when given); an injected fault ends it quietly.  Returns (method, Recorder)."""
+    from harness.runner import build, train_stream
+    from harness.train import fit, seed_everything
+    from harness.train.loop import InjectedFault
+    from harness.train.resume import Checkpointer
+
+    seed_everything(cfg.seed)
+    task, method = build(cfg)
+    rec = Recorder()
+    try:
+        fit(method, train_stream(cfg, task, method), cfg, [rec], checkpointer=Checkpointer(path, 5), resume=resume)
+    except InjectedFault:
+        pass
+    return method, rec
+
+
 class FakeTokenTask:
     """A token task with no data: enough to build sequence models in unit tests."""
 

@@ -1,4 +1,3 @@
 """Methods: training objectives registered in harness.components.METHODS."""
 
-# jepa and mae import baselines.ssl.vit, which registers the `vit` model
-from baselines.methods import jepa, mae, supervised  # noqa: F401  (registers METHODS entries)
+from baselines.methods import jepa, mae, raw, supervised  # noqa: F401  (registers METHODS entries)

@@ -1,13 +1,16 @@
-"""MAE (He et al. 2022, "Masked Autoencoders Are Scalable Vision Learners"): encode the visible patches,
-reconstruct the masked ones in pixel space with a light decoder.
+"""MAE (He et al. 2022, "Masked Autoencoders Are Scalable Vision Learners"), over any tokenizer: encode the
+visible tokens, reconstruct the masked ones' raw content with a light decoder.
 
-    encoder  = the model (a `vit`), sees only the visible patches (the mask's context)
-    decoder  = narrow transformer over [visible tokens, mask tokens at the masked positions] -> pixels
-    loss     = MSE on the MASKED patches only; with norm_pix_loss the target of each patch is its pixels
-               normalized by the patch's own mean and variance, (x - mean) / sqrt(var + 1e-6)
+    encoder  = the model (a TokenEncoder), sees only the visible tokens (the mask's context)
+    decoder  = `decoder` (PREDICTORS; default a 1-layer concat transformer over [visible tokens, mask tokens
+               at the masked positions], all masked tokens in one pass) -> the tokenizer's content per token
+               (pixels of a patch, the value of a table column)
+    loss     = MSE on the MASKED tokens only; with norm_pix_loss the target of each token is its content
+               normalized by the token's own mean and variance, (x - mean) / sqrt(var + 1e-6)
 
-The mask (`mask`, default random with ratio 0.75) is sampled in `collate`; the masked patches are the mask's
-target indices.  evaluate() probes the encoder on all patches: the metrics of baselines/ssl/evaluation.py.
+The mask (`mask`, default random with ratio 0.75) is sampled in `collate`; the masked tokens are the mask's
+target indices.  Per training step: pred_std, target_std and rankme (of the encoder's visible tokens).
+evaluate() probes the encoder on all tokens: the metrics of baselines/ssl/evaluation.py and eval/step.
 """
 
 from __future__ import annotations
@@ -17,82 +20,78 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from baselines.ssl.evaluation import ProbedConfig, probe_metrics
-from baselines.ssl.heads import MAEDecoder
-from baselines.ssl.masks import MaskConfig, MaskedImageBatch, RandomMaskConfig, build_mask_sampler, collate_masks
-from baselines.ssl.vit import ViT, gather_tokens, patchify
-from baselines.tasks.images import ImageBatch, ImageTask, image_task
+from baselines.methods.masked import MaskedMethod
+from baselines.ssl.blocks import gather_targets
+from baselines.ssl.collapse import batch_rankme, token_std
+from baselines.ssl.encoder import TokenEncoder, token_encoder
+from baselines.ssl.evaluation import ProbedConfig
+from baselines.ssl.masks import MaskConfig, MaskedBatch
+from baselines.ssl.predictors import PREDICTORS, ConcatPredictorConfig, build_predictor
+from baselines.ssl.registered import Registered
+from baselines.ssl.representation import Representation
+from baselines.ssl.token_masks import RandomMaskConfig
+from baselines.tasks.labeled import LabeledTask, labeled_task
 from harness.components import METHODS, LossOutput, Task
-from harness.registry import must_divide
 
 NORM_PIX_EPS = 1e-6
 
 
 class MAEConfig(ProbedConfig):
-    dec_d_model: int = Field(default=32, ge=4)  # the decoder is narrower than the encoder
-    dec_n_layers: int = Field(default=1, ge=1)
-    dec_n_heads: int = Field(default=4, ge=1)
-    dec_d_ff: int | None = Field(default=None, ge=1)  # None -> 4 * dec_d_model
+    decoder: Registered(PREDICTORS) = Field(default_factory=lambda: ConcatPredictorConfig(n_layers=1, joint=True))
     norm_pix_loss: bool = True
-    mask: MaskConfig = Field(default_factory=lambda: RandomMaskConfig(name="random", ratio=0.75))
-
-    _heads_divide = must_divide("dec_n_heads", "dec_d_model")
+    mask: MaskConfig = Field(default_factory=lambda: RandomMaskConfig(ratio=0.75))
 
 
-def pixel_targets(images: torch.Tensor, patch: int, norm_pix: bool) -> torch.Tensor:
-    """The reconstruction target of every patch, [B, N, P]: its pixels, or per-patch normalized pixels."""
-    target = patchify(images, patch)  # [B, N, P]
+def normalize_content(target: torch.Tensor, norm_pix: bool) -> torch.Tensor:
+    """The reconstruction target of every token, [..., P]: its content, or per-token normalized content."""
     if norm_pix:
-        mean = target.mean(dim=-1, keepdim=True)  # [B, N, 1]
-        var = target.var(dim=-1, keepdim=True)  # [B, N, 1]
-        target = (target - mean) / (var + NORM_PIX_EPS).sqrt()  # [B, N, P]
+        mean = target.mean(dim=-1, keepdim=True)  # [..., 1]
+        var = target.var(dim=-1, keepdim=True)  # [..., 1]
+        target = (target - mean) / (var + NORM_PIX_EPS).sqrt()  # [..., P]
     return target
 
 
-class MAE:
-    def __init__(self, cfg: MAEConfig, encoder: ViT, task: ImageTask) -> None:
+class MAE(MaskedMethod):
+    def __init__(self, cfg: MAEConfig, encoder: TokenEncoder, task: LabeledTask) -> None:
+        super().__init__(cfg, cfg.mask, encoder, task)
         self.cfg = cfg
-        self.task = task
-        decoder = MAEDecoder(
-            encoder.d_model, cfg.dec_d_model, cfg.dec_n_layers, cfg.dec_n_heads, cfg.dec_d_ff, encoder.grid,
-            encoder.patch_dim,
-        )
+        content_dim = encoder.tokenizer.content_dim
+        if cfg.norm_pix_loss and content_dim < 2:
+            raise ValueError(f"norm_pix_loss normalizes each token's content over its values, but the tokenizer's "
+                             f"tokens hold {content_dim}; set norm_pix_loss: false")
+        decoder = build_predictor(cfg.decoder, encoder.d_model, content_dim, encoder.pos_cfg, encoder.layout)
         self.module = nn.ModuleDict({"encoder": encoder, "decoder": decoder})
-        self.sampler = build_mask_sampler(cfg.mask, encoder.grid)
-        self.splits = task.eval_splits()
 
     @property
-    def encoder(self) -> ViT:
+    def encoder(self) -> TokenEncoder:
         return self.module["encoder"]
 
     @property
-    def decoder(self) -> MAEDecoder:
+    def decoder(self) -> nn.Module:
         return self.module["decoder"]
 
-    def collate(self, batch: ImageBatch, generator: torch.Generator) -> MaskedImageBatch:
-        return collate_masks(batch, self.sampler, generator)
-
-    def loss(self, batch: MaskedImageBatch) -> LossOutput:
-        images = batch.images  # [B, C, H, W]
-        visible_idx = batch.masks.context  # [B, Nv]
-        masked_idx = batch.masks.targets.flatten(1)  # [B, Nm] (all target blocks together)
-        target = pixel_targets(images, self.encoder.patch_size, self.cfg.norm_pix_loss)  # [B, N, P]
-        target = gather_tokens(target, masked_idx)  # [B, Nm, P]
-        z = self.encoder(images, keep=visible_idx)  # [B, Nv, D] visible patches only
-        pred = self.decoder(z, visible_idx, masked_idx)  # [B, Nm, P]
-        loss = F.mse_loss(pred, target)  # masked patches only
-        metrics = {"visible_patches": float(visible_idx.shape[1]), "masked_patches": float(masked_idx.shape[1])}
+    def loss(self, batch: MaskedBatch) -> LossOutput:
+        x, layout = batch.inputs, batch.layout
+        visible_idx, masked_idx = batch.masks.context, batch.masks.targets  # [B, Nv], [B, M, Nt]
+        content = self.encoder.tokenizer.content(x, layout)  # [B, N, P]
+        target = gather_targets(normalize_content(content, self.cfg.norm_pix_loss), masked_idx)  # [B, M, Nt, P]
+        z = self.encoder(x, layout, keep=visible_idx)  # [B, Nv, D] visible tokens only
+        pred = self.decoder(z, visible_idx, masked_idx, layout)  # [B, M, Nt, P]
+        loss = F.mse_loss(pred, target)  # masked tokens only
+        metrics = {
+            "visible_tokens": float(visible_idx.shape[1]),
+            "masked_tokens": float(masked_idx.shape[1] * masked_idx.shape[2]),
+            "pred_std": token_std(pred),
+            "target_std": token_std(target),
+            "rankme": batch_rankme(z),
+            **self.step_metrics(batch),
+        }
         return LossOutput(loss=loss, metrics=metrics)
 
-    def after_step(self, step: int, total_steps: int) -> None:
-        pass
-
-    def evaluate(self) -> dict[str, float]:
-        return probe_metrics(self.encoder, self.task, self.splits, self.cfg)
+    def representation(self) -> Representation:
+        return Representation(self.encoder, self.encoder, self.cfg.pooling, self.cfg.eval_batch_size)
 
 
 @METHODS.register("mae", MAEConfig)
 def build(cfg: MAEConfig, model: nn.Module, task: Task) -> MAE:
-    if not isinstance(model, ViT):
-        raise TypeError(f"method mae needs the vit model; {type(model).__name__} is not one")
-    return MAE(cfg, model, image_task(task, "method mae"))
+    return MAE(cfg, token_encoder(model, "method mae"), labeled_task(task, "method mae"))

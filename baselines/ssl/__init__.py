@@ -1,4 +1,17 @@
-"""Self-supervised learning: JEPA and MAE building blocks (encoders, mask samplers, probes) and the
-deep linear self-distillation model of "How JEPA Avoids Noisy Features"."""
+"""Self-supervised learning: the shared core of the JEPA / MAE methods over any modality, and the deep linear
+self-distillation model of "How JEPA Avoids Noisy Features".
 
-from baselines.ssl import deep_linear, vit  # noqa: F401  (registers linear_features, deep_linear, deep_linear_ssl, vit)
+    layout.py          Layout: where a modality's tokens sit (grid axes, coordinates, extra attributes)
+    tokenizers.py      TOKENIZERS: patch2d (images, spectrograms), features (tables)
+    positions.py       POS_ENCODINGS: sincos, learned, none
+    masks.py           MASKS, Masks, MaskStream; samplers in grid_masks.py, token_masks.py, curriculum.py
+    encoder.py         TokenEncoder (tokenizer + positions + [REG] + transformer); models token_encoder, vit
+    predictors.py      PREDICTORS: concat
+    targets.py         EMA schedule and update, target normalization, latent losses
+    representation.py  Representation: what a probe reads; pooling
+    probes.py          PROBES: linear, knn, mlp, hgb, attentive (numerics in classifiers.py)
+    collapse.py        collapse monitors (RankMe, std, content share)
+    evaluation.py      ProbedConfig and the probe metrics of every SSL method
+"""
+
+from baselines.ssl import curriculum, deep_linear, encoder, grid_masks, token_masks  # noqa: F401  (fill the registries)

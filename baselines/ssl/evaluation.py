@@ -1,64 +1,68 @@
-"""The evaluation shared by every SSL method: probe a frozen encoder on the task's eval splits.
+"""The evaluation shared by every SSL method: probe a frozen representation on the task's eval splits.
 
-features = mean over all patches of the encoder's output tokens, on eval split "train" (the probe's fit set)
-and "test" (its score set):
-    probe/linear        test accuracy of a linear classifier fit on the frozen train features
-    probe/knn           test accuracy of cosine k-NN (k = knn_k, features centered on the train mean)
-    collapse/std_mean   per-dimension std of the l2-normalized test features, mean over dimensions
-                        (healthy ~ 1/sqrt(D), complete collapse -> 0)
-    collapse/std_min    ... its minimum over dimensions (a dead dimension -> 0)
-    collapse/eff_rank   RankMe effective rank of the test features, in [1, D]
+The fit split is eval split "train", the score split "test" (both labelled, fixed for every seed).  Features
+are the representation's pooled tokens (`pooling`); the attentive probe reads the tokens themselves.
+    probe/<probe>[_<labels>]     each configured probe's score (accuracy, or R^2 for a regression task)
+    probe_chosen/<probe>_<param> what a probe chose on its validation split (e.g. linear l2)
+    collapse/std_mean            per-dimension std of the l2-normalized score-split features, mean over
+                                 dimensions (healthy ~ 1/sqrt(D), complete collapse -> 0)
+    collapse/std_min             ... its minimum over dimensions (a dead dimension -> 0)
+    collapse/eff_rank            RankMe effective rank of the score-split features, in [1, D]
     collapse/eff_rank_centered   the same after subtracting the mean feature (spread, not the shared offset)
-The probes and monitors themselves are baselines/ssl/probes.py; this module only extracts features.
+    collapse/log2_rank_centered  its log2: the spectral entropy in bits (1 bit less = half the effective rank)
+    collapse/content_share       the share of the score-split tokens' variance not explained by position
+                                 (baselines/ssl/collapse.py; ~0: the tokens only say where they are; for
+                                 layouts shared by every sample)
+Probes marked final_only run at the last evaluation only.  The probes themselves are baselines/ssl/probes.py.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
-import torch
 from pydantic import Field
 
-from baselines.ssl.probes import collapse_stats, knn_accuracy, linear_probe
-from baselines.ssl.vit import ViT
-from baselines.tasks.images import ImageBatch, ImageTask
+from baselines.ssl.collapse import collapse_stats, content_share
+from baselines.ssl.probes import PROBES, Features, KnnProbeConfig, LinearProbeConfig, split_index
+from baselines.ssl.registered import Registered
+from baselines.ssl.representation import Pooling, Representation, pool
+from baselines.tasks.labeled import LabeledBatch, LabeledTask
 from harness.registry import ComponentConfig
 
 
-@torch.no_grad()
-def pooled_features(encoder: ViT, data: ImageBatch, batch_size: int) -> torch.Tensor:
-    """Mean-pooled encoder outputs over all patches: [N, D] on CPU, encoder in eval mode."""
-    was_training = encoder.training
-    encoder.eval()
-    device = next(encoder.parameters()).device
-    try:
-        chunks = []
-        for start in range(0, len(data), batch_size):
-            images = data.slice(start, start + batch_size).to(device).images  # [b, C, H, W]
-            chunks.append(encoder(images).mean(dim=1).cpu())  # [b, D]
-        return torch.cat(chunks)  # [N, D]
-    finally:
-        encoder.train(was_training)
-
-
 class ProbedConfig(ComponentConfig):
-    """Base of the SSL method configs: how their encoder is probed."""
+    """Base of the SSL method configs: how their representation is probed."""
 
     eval_batch_size: int = Field(default=512, ge=1)
-    knn_k: int = Field(default=20, ge=1)
-    probe_weight_decay: float = Field(default=1e-4, ge=0.0)
+    pooling: Pooling = "mean"
+    probes: list[Registered(PROBES)] = Field(default_factory=lambda: [LinearProbeConfig(), KnnProbeConfig()])
 
 
-def probe_metrics(encoder: ViT, task: ImageTask, splits: Mapping[str, ImageBatch], cfg: ProbedConfig) -> dict[str, float]:
-    """The probe and collapse metrics of the module docstring for a frozen encoder; `splits` = task.eval_splits()."""
-    train, test = splits["train"], splits["test"]
-    train_x = pooled_features(encoder, train, cfg.eval_batch_size)  # [N_train, D]
-    test_x = pooled_features(encoder, test, cfg.eval_batch_size)  # [N_test, D]
-    metrics = {
-        "probe/linear": linear_probe(
-            train_x, train.labels, test_x, test.labels, task.n_classes, weight_decay=cfg.probe_weight_decay
-        ),
-        "probe/knn": knn_accuracy(train_x, train.labels, test_x, test.labels, k=cfg.knn_k),
-    }
-    metrics.update({f"collapse/{name}": float(value) for name, value in collapse_stats(test_x).items()})
+def probe_name(cfg: ComponentConfig) -> str:
+    return cfg.name if cfg.labels is None else f"{cfg.name}_{cfg.labels}"
+
+
+def probe_metrics(
+    rep: Representation, task: LabeledTask, splits: Mapping[str, LabeledBatch], cfg: ProbedConfig, final: bool
+) -> dict[str, float]:
+    """The metrics of the module docstring for a frozen representation; `splits` = task.eval_splits()."""
+    fit, score = splits["train"], splits["test"]
+    tokens = {"fit": Features(rep.split_tokens(fit), fit.labels), "score": Features(rep.split_tokens(score), score.labels)}
+    pooled = {k: Features(pool(f.x, rep.pooling), f.y) for k, f in tokens.items()}  # [S, D']
+    metrics: dict[str, float] = {}
+    for p in cfg.probes:
+        if p.final_only and not final:
+            continue
+        data = tokens if p.reads_tokens else pooled
+        on = data["fit"]
+        if p.labels is not None and p.labels < len(on.y):
+            on = on.subset(split_index(on.y, p.labels, p.label_seed, task.n_classes > 0)[0])
+        result = PROBES.get(p.name).build(p)(on, data["score"], task.n_classes)
+        metrics[f"probe/{probe_name(p)}"] = result.score
+        metrics.update({f"probe_chosen/{probe_name(p)}_{k}": v for k, v in result.chosen.items()})
+    stats = collapse_stats(pooled["score"].x)
+    metrics.update({f"collapse/{k}": float(v) for k, v in stats.items()})
+    metrics["collapse/log2_rank_centered"] = math.log2(stats["eff_rank_centered"])
+    metrics["collapse/content_share"] = content_share(tokens["score"].x)
     return metrics

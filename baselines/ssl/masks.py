@@ -1,171 +1,127 @@
-"""Mask samplers for masked-image pre-training: which patches the context encoder sees and which it predicts.
+"""Mask samplers: which tokens the context encoder sees and which tokens it must predict.
 
-Samplers run in the data stream (`collate_masks`, from `Method.collate`), on CPU, not in the model.  Patches
-are indexed row-major on a `grid x grid` patch grid: patch (row r, column c) has index r * grid + c.
+    sampler(layout, batch_size, generator, progress) -> Masks(context [B, Nc], targets [B, M, Nt])
 
-    multiblock  (I-JEPA, Assran et al. 2023) n_targets rectangular target blocks of scale `target_scale` (a
-                fraction of the grid's patches) and aspect ratio height/width in `target_aspect`; one context
-                block of scale `context_scale` and aspect 1, from which the union of the targets is removed.
-                Block sizes are drawn once per batch (so every image has the same shapes), positions per image.
-                An image whose context keeps fewer than `min_keep` patches redraws its positions.  Removing the
-                targets leaves different context counts per image: every row is cut to the batch minimum by a
-                random subset, so that the batch is one [B, Nc] tensor.
-    random      (MAE, He et al. 2022) a uniformly random subset of round(ratio * N) patches is masked: the
-                targets (one block [B, 1, n_mask]); the others are the context [B, N - n_mask].
-    block       one rectangular target block (scale / aspect drawn per batch, position per image); the context
-                is its complement.
+Indices are into the N tokens of the tokenizer's layout (baselines/ssl/layout.py), sorted per row (context)
+and per block (targets).  `progress` is the fraction of training done before this batch (0 at the first
+step), for samplers that follow a schedule (curricula).  Context and targets are disjoint unless the
+sampler's `overlap` is True.  All randomness comes from the torch `generator` (the run's mask stream, seeded
+from the run's seed): masks are reproducible per generator state.
 
-Block sizes: area a = scale * N and aspect r = height / width (r drawn log-uniformly) give height
-round(sqrt(a * r)) and width round(sqrt(a / r)), clipped to [1, grid]; so scale and aspect hold up to
-rounding, which is coarse on a small grid (e.g. 4 x 4).  All randomness comes from the torch generator
-passed to the sampler (one integer from it seeds a numpy generator): deterministic per generator state.
+Samplers run in the data stream, on CPU, through `MaskStream` (a method's `collate`), which counts the
+batches it drew: step k's batch gets progress (k - 1) / total_steps, the total being learned from the
+method's `after_step`.  A resumed run replays the stream from the seed before its state is loaded, with
+the total not yet known; so a sampler must draw from `generator` the same amount whatever the progress
+(the curriculum draws one seed for a private generator and samples from that).
+
+Registered in MASKS (one source of truth: a method's `mask` field is validated through it):
+    grid_masks.py   multiblock (I-JEPA), block, strips (A-JEPA's time / frequency masking)
+    token_masks.py  random (MAE), subsets (T-JEPA's feature subsets)
+    curriculum.py   curriculum (A-JEPA: easy -> hard with a probability that rises over training)
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Literal, Protocol, Union
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 
-from baselines.tasks.images import ImageBatch
-from baselines.tasks.ranges import check_interval
+from baselines.ssl.layout import Layout
+from baselines.ssl.registered import Registered
+from baselines.tasks.labeled import LabeledBatch
 from harness.registry import ComponentConfig, Registry
-
-MAX_TRIES = 100  # redraws of one image's block positions before giving up on the batch's block sizes
-MAX_SIZE_TRIES = 20  # redraws of the batch's block sizes before the sampler raises
 
 
 @dataclass
 class Masks:
-    """context: [B, Nc] long, patch indices visible to the context encoder (sorted per row);
-    targets: [B, M, Nt] long, M target blocks per image, the patch indices to predict (sorted per block)."""
+    """context: [B, Nc] long, token indices visible to the context encoder (sorted per row);
+    targets: [B, M, Nt] long, M target blocks per sample, the token indices to predict (sorted per block);
+    stats: per-batch scalars a sampler reports (logged with the training metrics, e.g. curriculum/hard)."""
 
     context: torch.Tensor
     targets: torch.Tensor
+    stats: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.context.shape[0]
 
     def to(self, device: torch.device) -> Masks:
-        return Masks(self.context.to(device, non_blocking=True), self.targets.to(device, non_blocking=True))
+        return Masks(self.context.to(device, non_blocking=True), self.targets.to(device, non_blocking=True), self.stats)
 
     def slice(self, start: int, stop: int) -> Masks:
-        return Masks(self.context[start:stop], self.targets[start:stop])
+        return Masks(self.context[start:stop], self.targets[start:stop], self.stats)
 
 
 @dataclass
-class MaskedImageBatch:
-    """images: [B, C, H, W]; labels: [B]; masks: the patches each image shows and hides."""
+class MaskedBatch:
+    """inputs: [B, ...]; labels: [B]; masks: the tokens each sample shows and hides; layout: its tokens'."""
 
-    images: torch.Tensor
+    inputs: torch.Tensor
     labels: torch.Tensor
     masks: Masks
+    layout: Layout
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.inputs.shape[0]
 
-    def to(self, device: torch.device) -> MaskedImageBatch:
-        return MaskedImageBatch(
-            self.images.to(device, non_blocking=True), self.labels.to(device, non_blocking=True), self.masks.to(device)
-        )
+    def to(self, device: torch.device) -> MaskedBatch:
+        return MaskedBatch(self.inputs.to(device, non_blocking=True), self.labels.to(device, non_blocking=True),
+                           self.masks.to(device), self.layout.to(device))
 
-    def slice(self, start: int, stop: int) -> MaskedImageBatch:
-        return MaskedImageBatch(self.images[start:stop], self.labels[start:stop], self.masks.slice(start, stop))
+    def slice(self, start: int, stop: int) -> MaskedBatch:
+        return MaskedBatch(self.inputs[start:stop], self.labels[start:stop], self.masks.slice(start, stop), self.layout)
 
 
 class MaskSampler(Protocol):
-    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks: ...
+    overlap: bool  # True: context and targets may share tokens
+
+    def __call__(self, layout: Layout, batch_size: int, generator: torch.Generator, progress: float) -> Masks: ...
 
 
-MaskBuilder = Callable[[ComponentConfig, int], MaskSampler]
+MaskBuilder = Callable[[ComponentConfig, Layout], MaskSampler]
 MASKS: Registry[MaskBuilder] = Registry("mask")
+MaskConfig = Registered(MASKS)
+
+
+def build_mask_sampler(cfg: ComponentConfig, layout: Layout) -> MaskSampler:
+    """The sampler of `cfg` for tokens laid out as `layout` (checked at build time)."""
+    return MASKS.get(cfg.name).build(cfg, layout)
+
+
+class MaskStream:
+    """A method's collate: draws each training batch's masks, counting batches to know the progress."""
+
+    def __init__(self, sampler: MaskSampler, layout_of: Callable[[torch.Tensor], Layout]) -> None:
+        self.sampler, self.layout_of = sampler, layout_of
+        self.drawn = 0  # batches drawn so far = the step of the next batch - 1
+        self.total = 0  # training steps, known after the first after_step (0: not yet)
+
+    def __call__(self, batch: LabeledBatch, generator: torch.Generator) -> MaskedBatch:
+        progress = self.drawn / self.total if self.total else 0.0
+        self.drawn += 1
+        layout = self.layout_of(batch.inputs)
+        return MaskedBatch(batch.inputs, batch.labels, self.sampler(layout, len(batch), generator, progress), layout)
+
+    def saw_step(self, total_steps: int) -> None:
+        self.total = total_steps
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"drawn": self.drawn, "total": self.total}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.drawn, self.total = int(state["drawn"]), int(state["total"])
 
 
 # ----------------------------------------------------------------------------------------------
-# configs
+# helpers of the samplers
 
 
-class MultiBlockMaskConfig(ComponentConfig):
-    name: Literal["multiblock"] = "multiblock"
-    n_targets: int = Field(default=4, ge=1)
-    target_scale: tuple[float, float] = (0.15, 0.2)  # fraction of the patches in one target block
-    target_aspect: tuple[float, float] = (0.75, 1.5)  # height / width of a target block
-    context_scale: tuple[float, float] = (0.85, 1.0)  # fraction of the patches in the context block (aspect 1)
-    min_keep: int = Field(default=4, ge=1)  # fewest context patches left after removing the targets
-
-    @model_validator(mode="after")
-    def _check(self) -> MultiBlockMaskConfig:
-        check_interval("target_scale", self.target_scale, 0, 1.0)
-        check_interval("target_aspect", self.target_aspect, 0)
-        check_interval("context_scale", self.context_scale, 0, 1.0)
-        return self
-
-
-class RandomMaskConfig(ComponentConfig):
-    name: Literal["random"] = "random"
-    ratio: float = Field(default=0.75, gt=0.0, lt=1.0)  # fraction of the patches masked (the targets)
-
-
-class BlockMaskConfig(ComponentConfig):
-    name: Literal["block"] = "block"
-    scale: tuple[float, float] = (0.4, 0.6)  # fraction of the patches in the target block
-    aspect: tuple[float, float] = (0.75, 1.5)  # height / width of the target block
-
-    @model_validator(mode="after")
-    def _check(self) -> BlockMaskConfig:
-        check_interval("scale", self.scale, 0, 1.0)
-        check_interval("aspect", self.aspect, 0)
-        return self
-
-
-MaskConfig = Annotated[Union[MultiBlockMaskConfig, RandomMaskConfig, BlockMaskConfig], Field(discriminator="name")]
-
-
-def build_mask_sampler(cfg: MaskConfig, grid: int) -> MaskSampler:
-    """The sampler of `cfg` for a grid x grid patch grid."""
-    if grid < 1:
-        raise ValueError(f"the patch grid must be at least 1 x 1, got grid={grid}")
-    return MASKS.get(cfg.name).build(cfg, grid)
-
-
-def collate_masks(batch: ImageBatch, sampler: MaskSampler, generator: torch.Generator) -> MaskedImageBatch:
-    """The batch with masks drawn for each of its images."""
-    return MaskedImageBatch(batch.images, batch.labels, sampler(len(batch), generator))
-
-
-# ----------------------------------------------------------------------------------------------
-# block geometry (numpy, on boolean [.., grid, grid] masks)
-
-
-def _numpy_rng(generator: torch.Generator) -> np.random.Generator:
+def numpy_rng(generator: torch.Generator) -> np.random.Generator:
+    """A numpy generator seeded by one draw from the torch generator."""
     return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator).item()))
-
-
-def block_size(
-    rng: np.random.Generator, grid: int, scale: tuple[float, float], aspect: tuple[float, float]
-) -> tuple[int, int]:
-    """(height, width) of a block: scale uniform in `scale`, aspect log-uniform in `aspect`, then rounded."""
-    area = rng.uniform(*scale) * grid * grid
-    ratio = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
-    height = min(max(round(math.sqrt(area * ratio)), 1), grid)
-    width = min(max(round(math.sqrt(area / ratio)), 1), grid)
-    return height, width
-
-
-def place_blocks(rng: np.random.Generator, grid: int, size: tuple[int, int], shape: tuple[int, ...]) -> np.ndarray:
-    """Blocks of `size` at uniformly random positions: boolean [*shape, grid, grid]."""
-    height, width = size
-    top = rng.integers(0, grid - height + 1, size=shape)[..., None]  # [*shape, 1]
-    left = rng.integers(0, grid - width + 1, size=shape)[..., None]
-    line = np.arange(grid)
-    rows = (line >= top) & (line < top + height)  # [*shape, grid]
-    cols = (line >= left) & (line < left + width)
-    return rows[..., :, None] & cols[..., None, :]
 
 
 def true_indices(mask: np.ndarray, count: int) -> torch.Tensor:
@@ -174,111 +130,7 @@ def true_indices(mask: np.ndarray, count: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(order)).long()
 
 
-# ----------------------------------------------------------------------------------------------
-# samplers
-
-
-class MultiBlockSampler:
-    """I-JEPA's multi-block masks (module docstring)."""
-
-    def __init__(self, cfg: MultiBlockMaskConfig, grid: int) -> None:
-        if cfg.min_keep > grid * grid:
-            raise ValueError(f"min_keep={cfg.min_keep} exceeds the {grid * grid} patches of a {grid}x{grid} grid")
-        self.cfg, self.grid = cfg, grid
-
-    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
-        cfg, g = self.cfg, self.grid
-        rng = _numpy_rng(generator)
-        for _ in range(MAX_SIZE_TRIES):
-            target_size = block_size(rng, g, cfg.target_scale, cfg.target_aspect)
-            context_size = block_size(rng, g, cfg.context_scale, (1.0, 1.0))
-            drawn = self._positions(rng, batch_size, target_size, context_size)
-            if drawn is not None:
-                break
-        else:
-            raise RuntimeError(
-                f"multiblock masks on a {g}x{g} grid: no draw kept min_keep={cfg.min_keep} context patches "
-                f"({MAX_SIZE_TRIES} block sizes x {MAX_TRIES} positions); lower min_keep, n_targets or target_scale"
-            )
-        targets, context = drawn  # [B, M, N], [B, N] boolean
-        n_target = target_size[0] * target_size[1]
-        keep = int(context.sum(axis=1).min())
-        # a random subset of `keep` context patches per row: random keys, +inf off the context, smallest first
-        keys = np.where(context, rng.random(context.shape), np.inf)
-        chosen = np.sort(np.argsort(keys, axis=1)[:, :keep], axis=1)  # [B, keep]
-        return Masks(context=torch.from_numpy(chosen).long(), targets=true_indices(targets, n_target))
-
-    def _positions(
-        self, rng: np.random.Generator, batch_size: int, target_size: tuple[int, int], context_size: tuple[int, int]
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Per-image block positions, redrawing the images whose context is too small: (targets [B, M, N],
-        context [B, N]) boolean, or None if some image still fails after MAX_TRIES."""
-        cfg, g = self.cfg, self.grid
-        targets = np.zeros((batch_size, cfg.n_targets, g * g), dtype=bool)
-        context = np.zeros((batch_size, g * g), dtype=bool)
-        todo = np.arange(batch_size)
-        for _ in range(MAX_TRIES):
-            t = place_blocks(rng, g, target_size, (len(todo), cfg.n_targets)).reshape(len(todo), cfg.n_targets, g * g)
-            c = place_blocks(rng, g, context_size, (len(todo),)).reshape(len(todo), g * g) & ~t.any(axis=1)
-            targets[todo], context[todo] = t, c
-            todo = todo[c.sum(axis=1) < cfg.min_keep]
-            if len(todo) == 0:
-                return targets, context
-        return None
-
-
-class RandomSampler:
-    """MAE's uniformly random masks (module docstring)."""
-
-    def __init__(self, cfg: RandomMaskConfig, grid: int) -> None:
-        n = grid * grid
-        self.n_patches, self.n_mask = n, round(cfg.ratio * n)
-        if not 0 < self.n_mask < n:
-            raise ValueError(f"ratio={cfg.ratio} masks {self.n_mask} of the {n} patches of a {grid}x{grid} grid; "
-                             f"need between 1 and {n - 1}")
-
-    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
-        keys = torch.rand(batch_size, self.n_patches, generator=generator)  # a random permutation per row
-        order = keys.argsort(dim=1)
-        n_keep = self.n_patches - self.n_mask
-        context = order[:, :n_keep].sort(dim=1).values  # [B, N - n_mask]
-        targets = order[:, n_keep:].sort(dim=1).values.unsqueeze(1)  # [B, 1, n_mask]
-        return Masks(context=context, targets=targets)
-
-
-class BlockSampler:
-    """One target block, context = its complement (module docstring)."""
-
-    def __init__(self, cfg: BlockMaskConfig, grid: int) -> None:
-        self.cfg, self.grid = cfg, grid
-
-    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
-        g = self.grid
-        rng = _numpy_rng(generator)
-        for _ in range(MAX_SIZE_TRIES):
-            height, width = block_size(rng, g, self.cfg.scale, self.cfg.aspect)
-            if height * width < g * g:  # keep at least one context patch
-                break
-        else:
-            raise RuntimeError(f"block masks on a {g}x{g} grid: every drawn block covers the whole grid; lower scale")
-        block = place_blocks(rng, g, (height, width), (batch_size,)).reshape(batch_size, g * g)  # [B, N]
-        n_target = height * width
-        return Masks(
-            context=true_indices(~block, g * g - n_target),  # [B, N - Nt]
-            targets=true_indices(block, n_target).unsqueeze(1),  # [B, 1, Nt]
-        )
-
-
-@MASKS.register("multiblock", MultiBlockMaskConfig)
-def build_multiblock(cfg: MultiBlockMaskConfig, grid: int) -> MultiBlockSampler:
-    return MultiBlockSampler(cfg, grid)
-
-
-@MASKS.register("random", RandomMaskConfig)
-def build_random(cfg: RandomMaskConfig, grid: int) -> RandomSampler:
-    return RandomSampler(cfg, grid)
-
-
-@MASKS.register("block", BlockMaskConfig)
-def build_block(cfg: BlockMaskConfig, grid: int) -> BlockSampler:
-    return BlockSampler(cfg, grid)
+def random_subset(rng: np.random.Generator, allowed: np.ndarray, count: int) -> torch.Tensor:
+    """A uniformly random subset of `count` True entries of each row of allowed [B, N], sorted: [B, count]."""
+    keys = np.where(allowed, rng.random(allowed.shape), np.inf)  # random keys, +inf where not allowed
+    return torch.from_numpy(np.sort(np.argsort(keys, axis=1)[:, :count], axis=1)).long()

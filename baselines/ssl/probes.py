@@ -1,131 +1,238 @@
-"""Frozen-feature evaluations of a representation: a linear probe, k-NN, and collapse monitors.
+"""Probes: frozen features (or tokens) of a fit split and a score split -> a score, registered in PROBES.
 
-    linear_probe    multinomial logistic regression fit on the train features (standardized with the train
-                    mean / std), full-batch L-BFGS in float64 from a zero init (deterministic); test accuracy
-    knn_accuracy    cosine-similarity k-NN (features centered on the train mean) with a majority vote; test accuracy
-    collapse_stats  std_mean / std_min: per-dimension std of the l2-normalized embeddings, mean and minimum over
-                    dimensions (a healthy D-dim embedding sits near 1/sqrt(D); complete collapse -> 0, a dead
-                    dimension -> std_min 0); eff_rank: RankMe (Garrido et al. 2023), exp of the entropy of the
-                    normalized singular values of the (uncentered) embeddings, between 1 and min(N, D);
-                    eff_rank_centered: the same after subtracting the mean embedding.  Mean-pooled ViT
-                    features share a large offset (measured: mean norm 6.7 vs 0.06 spread at init), which
-                    makes std_mean ~ 0 and eff_rank ~ 1 even when a probe reads them well; the centered
-                    rank tells dimensional collapse of the variation apart from that shared offset.
+    probe(fit: Features, score: Features, n_classes) -> ProbeResult(score, chosen)
 
-Inputs are anything `torch.as_tensor` takes (features [N, D], labels [N] integer class ids).
+`score` is the accuracy on the score split for a classification task (n_classes >= 2), the R^2 for a
+regression task (n_classes == 0); `chosen` holds hyper-parameters the probe picked on a validation split
+carved from its fit split (logged as probe_chosen/<probe>_<name>).  Every probe config has
+    labels       fit on this many labelled examples of the fit split (a stratified subset drawn with
+                 `label_seed`; None: all of it); the metric is then probe/<name>_<labels>
+    final_only   run only at the end of training (the expensive probes), not at every evaluation
+
+    linear     logistic regression by L-BFGS (ridge regression for a regression task) on standardized
+               features; with several `l2` values, the one scoring best on a validation split (`val_fraction`
+               of the fit split, stratified) is refit on the whole fit split
+    knn        cosine k-NN on features centered on the fit mean (majority vote / mean target)
+    mlp        scikit-learn's MLPClassifier / MLPRegressor (one hidden layer, early stopping on 10% of the fit
+               split) on standardized features
+    hgb        scikit-learn's HistGradientBoostingClassifier / Regressor (default early stopping)
+    attentive  V-JEPA's attentive probe: a learned query cross-attends over the tokens (LayerNorm'd), a linear
+               head on the pooled vector, AdamW on the fit split; reads tokens, not pooled features
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
 
-EPS = 1e-12
-
-
-def _features(x) -> torch.Tensor:
-    x = torch.as_tensor(x).detach().cpu().to(torch.float64)
-    if x.dim() != 2:
-        raise ValueError(f"features must be [N, D], got shape {tuple(x.shape)}")
-    return x
-
-
-def _labels(y, n: int) -> torch.Tensor:
-    y = torch.as_tensor(y).detach().cpu().long()
-    if y.shape != (n,):
-        raise ValueError(f"labels must be [{n}] to match the features, got shape {tuple(y.shape)}")
-    return y
+from baselines.ssl.classifiers import knn_accuracy, knn_r2, linear_probe, r2_score, ridge_r2
+from harness.registry import ComponentConfig, Registry
 
 
-def linear_probe(
-    train_x, train_y, test_x, test_y, n_classes: int, weight_decay: float = 1e-4, max_iter: int = 200
-) -> float:
-    """Test accuracy of a softmax classifier on frozen features.
+@dataclass
+class Features:
+    """x: [S, D'] pooled features or [S, N, D] tokens; y: [S] labels (long) or regression targets (float)."""
 
-    train_x [N, D], train_y [N], test_x [M, D], test_y [M].  Loss: mean cross-entropy + weight_decay / 2 * |W|^2
-    (no penalty on the bias), minimized by L-BFGS (strong Wolfe line search, at most max_iter iterations).
-    Features are standardized with the train statistics; constant dimensions are only centred.
-    """
-    train_x, test_x = _features(train_x), _features(test_x)
-    train_y, test_y = _labels(train_y, len(train_x)), _labels(test_y, len(test_x))
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"train features have {train_x.shape[1]} dims, test features {test_x.shape[1]}")
-    if n_classes < 2 or int(max(train_y.max(), test_y.max())) >= n_classes or int(min(train_y.min(), test_y.min())) < 0:
-        raise ValueError(f"labels must lie in [0, {n_classes}) with n_classes >= 2")
-    mean, std = train_x.mean(dim=0), train_x.std(dim=0)
-    std = torch.where(std > EPS, std, torch.ones_like(std))
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    x: torch.Tensor
+    y: torch.Tensor
 
-    weight = torch.zeros(train_x.shape[1], n_classes, dtype=torch.float64, requires_grad=True)  # [D, K]
-    bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)  # [K]
-    opt = torch.optim.LBFGS(
-        [weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
-        history_size=20, line_search_fn="strong_wolfe",
-    )
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(train_x @ weight + bias, train_y) + 0.5 * weight_decay * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        pred = (test_x @ weight + bias).argmax(dim=1)  # [M]
-    return (pred == test_y).double().mean().item()
+    def subset(self, index: np.ndarray) -> Features:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return Features(self.x[index], self.y[index])
 
 
-def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, chunk: int = 1024, center: bool = True) -> float:
-    """Test accuracy of k-nearest-neighbour classification by cosine similarity of features centered on the
-    train mean (`center`; mean-pooled features share a large offset that makes raw cosines all ~1).
-
-    train_x [N, D], train_y [N], test_x [M, D], test_y [M].  Each test point takes the majority label of its k
-    most similar train points (k capped at N; equal similarities ranked by train index).  A tie between
-    classes goes to the tied class whose first neighbour is the most similar.  `chunk` test rows at a time.
-    """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    train_x, test_x = _features(train_x), _features(test_x)
-    train_y, test_y = _labels(train_y, len(train_x)), _labels(test_y, len(test_x))
-    k = min(k, len(train_x))
-    n_classes = int(train_y.max()) + 1
-    if center:
-        centre = train_x.mean(dim=0)  # [D]
-        train_x, test_x = train_x - centre, test_x - centre
-    train_n = F.normalize(train_x, dim=1, eps=EPS)  # [N, D]
-    rank_bonus = torch.arange(k, 0, -1, dtype=torch.float64)  # nearest neighbour k, k-th neighbour 1
-    correct = 0
-    for start in range(0, len(test_x), chunk):
-        sims = F.normalize(test_x[start : start + chunk], dim=1, eps=EPS) @ train_n.T  # [m, N]
-        nearest = sims.sort(dim=1, descending=True, stable=True).indices[:, :k]  # [m, k]
-        neighbour_y = train_y[nearest]  # [m, k]
-        votes = torch.zeros(len(sims), n_classes, dtype=torch.float64).scatter_add_(
-            1, neighbour_y, torch.ones_like(neighbour_y, dtype=torch.float64)
-        )  # [m, K] counts
-        first = torch.zeros_like(votes).scatter_reduce_(
-            1, neighbour_y, rank_bonus.expand(len(sims), k), reduce="amax"
-        )  # [m, K]: k - (rank of the class's nearest neighbour), 0 if absent; < k + 1, so it only breaks ties
-        pred = (votes * (k + 1) + first).argmax(dim=1)  # [m]
-        correct += int((pred == test_y[start : start + chunk]).sum())
-    return correct / len(test_x)
+@dataclass
+class ProbeResult:
+    score: float
+    chosen: dict[str, float] = field(default_factory=dict)
 
 
-def collapse_stats(z) -> dict[str, float]:
-    """z: [N, D] embeddings -> {"std_mean", "std_min", "eff_rank"} (module docstring)."""
-    z = _features(z)
-    if len(z) < 2:
-        raise ValueError(f"collapse statistics need at least 2 embeddings, got {len(z)}")
-    std = F.normalize(z, dim=1, eps=EPS).std(dim=0)  # [D]
-    return {
-        "std_mean": std.mean().item(),
-        "std_min": std.min().item(),
-        "eff_rank": _rankme(z),
-        "eff_rank_centered": _rankme(z - z.mean(dim=0)),
-    }
+class ProbeConfig(ComponentConfig):
+    """Base of every probe config (module docstring)."""
+
+    reads_tokens: ClassVar[bool] = False  # True: the probe reads tokens [S, N, D], not pooled features
+    labels: int | None = Field(default=None, ge=2)
+    label_seed: int = 0
+    final_only: bool = False
 
 
-def _rankme(z: torch.Tensor) -> float:
-    """exp(entropy of the normalized singular values of z [N, D])."""
-    singular = torch.linalg.svdvals(z)  # [min(N, D)]
-    p = singular / (singular.sum() + EPS) + EPS
-    return torch.exp(-(p * p.log()).sum()).item()
+Probe = Callable[[Features, Features, int], ProbeResult]
+PROBES: Registry[Callable[[ComponentConfig], Probe]] = Registry("probe")
+
+
+def split_index(y: torch.Tensor, size: float | int, seed: int, classification: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, rest) indices: a random subset of `size` (a count, or a fraction) of y [S], stratified by class."""
+    index = np.arange(len(y))
+    stratify = y.numpy() if classification else None
+    kept, rest = train_test_split(index, train_size=size, random_state=seed, stratify=stratify)
+    return np.sort(kept), np.sort(rest)
+
+
+# ----------------------------------------------------------------------------------------------
+# linear
+
+
+class LinearProbeConfig(ProbeConfig):
+    name: Literal["linear"] = "linear"
+    l2: list[float] = Field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0], min_length=1)  # candidate penalties
+    val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)  # held out of the fit split to choose l2
+    max_iter: int = Field(default=200, ge=1)  # L-BFGS iterations
+
+
+def _linear_score(cfg: LinearProbeConfig, fit: Features, score: Features, n_classes: int, l2: float) -> float:
+    if n_classes:
+        return linear_probe(fit.x, fit.y, score.x, score.y, n_classes, weight_decay=l2, max_iter=cfg.max_iter)
+    return ridge_r2(fit.x, fit.y, score.x, score.y, l2=l2)
+
+
+@PROBES.register("linear", LinearProbeConfig)
+def build_linear(cfg: LinearProbeConfig) -> Probe:
+    def probe(fit: Features, score: Features, n_classes: int) -> ProbeResult:
+        if len(cfg.l2) == 1:
+            return ProbeResult(_linear_score(cfg, fit, score, n_classes, cfg.l2[0]), {"l2": cfg.l2[0]})
+        train, val = split_index(fit.y, 1.0 - cfg.val_fraction, cfg.label_seed, n_classes > 0)
+        on_val = [_linear_score(cfg, fit.subset(train), fit.subset(val), n_classes, l2) for l2 in cfg.l2]
+        best = cfg.l2[int(np.argmax(on_val))]  # the first of equal scores
+        return ProbeResult(_linear_score(cfg, fit, score, n_classes, best), {"l2": best})
+
+    return probe
+
+
+# ----------------------------------------------------------------------------------------------
+# k-NN
+
+
+class KnnProbeConfig(ProbeConfig):
+    name: Literal["knn"] = "knn"
+    k: int = Field(default=20, ge=1)
+    center: bool = True  # center on the fit mean before the cosine (pooled features share a large offset)
+
+
+@PROBES.register("knn", KnnProbeConfig)
+def build_knn(cfg: KnnProbeConfig) -> Probe:
+    def probe(fit: Features, score: Features, n_classes: int) -> ProbeResult:
+        if n_classes:
+            return ProbeResult(knn_accuracy(fit.x, fit.y, score.x, score.y, k=cfg.k, center=cfg.center))
+        return ProbeResult(knn_r2(fit.x, fit.y, score.x, score.y, k=cfg.k, center=cfg.center))
+
+    return probe
+
+
+# ----------------------------------------------------------------------------------------------
+# scikit-learn probes: MLP and gradient boosting
+
+
+def _sklearn_score(model, fit: Features, score: Features, n_classes: int) -> float:
+    model.fit(fit.x.double().numpy(), fit.y.numpy())
+    pred = model.predict(score.x.double().numpy())
+    if n_classes:
+        return float((pred == score.y.numpy()).mean())
+    return r2_score(torch.as_tensor(pred, dtype=torch.float64), score.y.double())
+
+
+class MlpProbeConfig(ProbeConfig):
+    name: Literal["mlp"] = "mlp"
+    hidden: int = Field(default=256, ge=1)
+    l2: float = Field(default=1e-4, ge=0.0)  # scikit-learn's alpha
+    max_iter: int = Field(default=300, ge=1)
+    seed: int = 0
+    final_only: bool = True
+
+
+@PROBES.register("mlp", MlpProbeConfig)
+def build_mlp(cfg: MlpProbeConfig) -> Probe:
+    def probe(fit: Features, score: Features, n_classes: int) -> ProbeResult:
+        kind = MLPClassifier if n_classes else MLPRegressor
+        mlp = kind(hidden_layer_sizes=(cfg.hidden,), alpha=cfg.l2, max_iter=cfg.max_iter, early_stopping=True,
+                   random_state=cfg.seed)
+        return ProbeResult(_sklearn_score(make_pipeline(StandardScaler(), mlp), fit, score, n_classes))
+
+    return probe
+
+
+class HgbProbeConfig(ProbeConfig):
+    name: Literal["hgb"] = "hgb"
+    max_iter: int = Field(default=200, ge=1)  # boosting rounds (early stopping may stop sooner)
+    seed: int = 0
+    final_only: bool = True
+
+
+@PROBES.register("hgb", HgbProbeConfig)
+def build_hgb(cfg: HgbProbeConfig) -> Probe:
+    def probe(fit: Features, score: Features, n_classes: int) -> ProbeResult:
+        kind = HistGradientBoostingClassifier if n_classes else HistGradientBoostingRegressor
+        return ProbeResult(_sklearn_score(kind(max_iter=cfg.max_iter, random_state=cfg.seed), fit, score, n_classes))
+
+    return probe
+
+
+# ----------------------------------------------------------------------------------------------
+# attentive probe (V-JEPA)
+
+
+class AttentivePooler(nn.Module):
+    """tokens [B, N, D] -> LayerNorm -> one learned query cross-attends over them -> linear head [B, n_out]."""
+
+    def __init__(self, width: int, heads: int, n_out: int) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"attentive probe: {heads} heads must divide the token width {width}")
+        self.norm = nn.LayerNorm(width)
+        self.query = nn.Parameter(0.02 * torch.randn(1, 1, width))  # [1, 1, D]
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.head = nn.Linear(width, n_out)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.norm(tokens)  # [B, N, D]
+        pooled, _ = self.attn(self.query.expand(len(x), -1, -1), x, x)  # [B, 1, D]
+        return self.head(pooled[:, 0])  # [B, n_out]
+
+
+class AttentiveProbeConfig(ProbeConfig):
+    reads_tokens: ClassVar[bool] = True
+    name: Literal["attentive"] = "attentive"
+    heads: int = Field(default=4, ge=1)
+    steps: int = Field(default=300, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    lr: float = Field(default=3e-3, gt=0.0)  # measured on a toy task: 1e-3 needs 600 steps where 3e-3 needs 200
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    seed: int = 0
+    final_only: bool = True
+
+
+@PROBES.register("attentive", AttentiveProbeConfig)
+def build_attentive(cfg: AttentiveProbeConfig) -> Probe:
+    def probe(fit: Features, score: Features, n_classes: int) -> ProbeResult:
+        x = fit.x.float()  # [S, N, D]
+        y = fit.y if n_classes else ((fit.y - fit.y.mean()) / fit.y.std().clamp_min(1e-12)).float()  # standardized
+        with torch.random.fork_rng(devices=[]):  # the training run's global RNG stream is left untouched
+            torch.manual_seed(cfg.seed)
+            head = AttentivePooler(x.shape[-1], cfg.heads, n_classes or 1)
+            opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            for _ in range(cfg.steps):
+                idx = torch.randint(0, len(x), (min(cfg.batch_size, len(x)),))
+                out = head(x[idx])  # [b, n_out]
+                loss = F.cross_entropy(out, y[idx]) if n_classes else F.mse_loss(out[:, 0], y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            out = head(score.x.float())  # [S, n_out]
+        if n_classes:
+            return ProbeResult((out.argmax(dim=1) == score.y).double().mean().item())
+        pred = out[:, 0].double() * fit.y.double().std() + fit.y.double().mean()
+        return ProbeResult(r2_score(pred, score.y.double()))
+
+    return probe

@@ -39,44 +39,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
+from baselines.tasks.labeled import GridInput, LabeledBatch, LabeledTask, epoch_batches
 from baselines.tasks.ranges import check_interval
 from harness.components import TASKS, Task
 from harness.registry import ComponentConfig
 
 
-@dataclass
-class ImageBatch:
-    """images: [B, C, H, W] float32, roughly standardized; labels: [B] long."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def to(self, device: torch.device) -> ImageBatch:
-        return ImageBatch(self.images.to(device, non_blocking=True), self.labels.to(device, non_blocking=True))
-
-    def slice(self, start: int, stop: int) -> ImageBatch:
-        return ImageBatch(self.images[start:stop], self.labels[start:stop])
-
-
 @runtime_checkable
-class ImageTask(Task, Protocol):
-    """A task over labelled images (`ImageBatch`).  train_batches(batch_size, generator) is an infinite
-    stream, deterministic per generator; eval_splits() -> {"train": ImageBatch, "test": ImageBatch} are
-    fixed sets (a probe is fit on "train" and scored on "test")."""
+class ImageTask(LabeledTask, Protocol):
+    """A labelled task over square images: batches and eval splits are `LabeledBatch`es of inputs
+    [B, C, H, W].  train_batches(batch_size, generator) is an infinite stream, deterministic per generator;
+    eval_splits() -> {"train", "test"} are fixed sets (a probe is fit on "train" and scored on "test")."""
 
     channels: int
     image_size: int  # H == W
-    n_classes: int
 
 
 def image_task(task: Task, user: str) -> ImageTask:
@@ -111,6 +93,7 @@ class DigitsTask:
         self.cfg = cfg
         self.seed = seed  # unused: train batches come from the generator, the split from split_seed
         self.image_size = cfg.image_size
+        self.input_spec = GridInput(self.channels, (cfg.image_size, cfg.image_size))
         data = load_digits()
         images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [1797, 1, 8, 8] in [0, 1]
         labels = torch.tensor(data.target, dtype=torch.long)  # [1797]
@@ -126,20 +109,14 @@ class DigitsTask:
         self.train_index, self.test_index = train_idx, test_idx  # positions in load_digits(), disjoint
         mean, std = images[train_idx].mean().item(), images[train_idx].std().item()
         images = _standardize(images, mean, std)
-        self._train = ImageBatch(images[train_idx], labels[train_idx])
-        self._test = ImageBatch(images[test_idx], labels[test_idx])
+        self._train = LabeledBatch(images[train_idx], labels[train_idx])
+        self._test = LabeledBatch(images[test_idx], labels[test_idx])
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[ImageBatch]:
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[LabeledBatch]:
         """Infinite stream of batches from the train part: epochs of fresh permutations, back to back."""
-        n = len(self._train)
-        order = torch.empty(0, dtype=torch.long)
-        while True:
-            while len(order) < batch_size:
-                order = torch.cat([order, torch.randperm(n, generator=generator)])
-            idx, order = order[:batch_size], order[batch_size:]
-            yield ImageBatch(self._train.images[idx], self._train.labels[idx])
+        return epoch_batches(self._train, batch_size, generator)
 
-    def eval_splits(self) -> dict[str, ImageBatch]:
+    def eval_splits(self) -> dict[str, LabeledBatch]:
         return {"train": self._train, "test": self._test}
 
 
@@ -202,6 +179,7 @@ class ShapesTask:
         self.cfg = cfg
         self.seed = seed  # unused: train data come from the generator, eval data from eval_seed
         self.image_size = cfg.image_size
+        self.input_spec = GridInput(self.channels, (cfg.image_size, cfg.image_size))
         self.n_classes = cfg.n_classes
         gen = torch.Generator().manual_seed(cfg.eval_seed)
         train = self.components(cfg.probe_train_size, gen)
@@ -241,20 +219,20 @@ class ShapesTask:
             "labels": labels,
         }
 
-    def _batch(self, parts: dict[str, torch.Tensor]) -> ImageBatch:
+    def _batch(self, parts: dict[str, torch.Tensor]) -> LabeledBatch:
         images = parts["shape"] + parts["texture"] + parts["noise"]  # [n, 1, S, S]
-        return ImageBatch(_standardize(images, self.mean, self.std), parts["labels"])
+        return LabeledBatch(_standardize(images, self.mean, self.std), parts["labels"])
 
-    def sample(self, n: int, generator: torch.Generator) -> ImageBatch:
+    def sample(self, n: int, generator: torch.Generator) -> LabeledBatch:
         """n standardized images drawn with the generator."""
         return self._batch(self.components(n, generator))
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[ImageBatch]:
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[LabeledBatch]:
         """Infinite stream of freshly drawn [batch_size, 1, S, S] batches."""
         while True:
             yield self.sample(batch_size, generator)
 
-    def eval_splits(self) -> dict[str, ImageBatch]:
+    def eval_splits(self) -> dict[str, LabeledBatch]:
         return {"train": self._train, "test": self._test}
 
 

@@ -300,7 +300,8 @@ def describe(check: Any) -> str:
     sides = f"{_side_text('a', check.a, check)}; {_side_text('b', check.b, check)}"
     if isinstance(check, Beats):
         op = ">" if check.higher_is_better else "<"
-        margin = f" + {check.margin:g}" if check.margin and check.higher_is_better else f" - {check.margin:g}" if check.margin else ""
+        shift = check.margin if check.higher_is_better else -check.margin  # a > b + margin, or a < b - margin
+        margin = f" {'+' if shift > 0 else '-'} {abs(shift):g}" if shift else ""
         return f"{metric + ': ' if metric else ''}a {op} b{margin}{_scope(check)} [{sides}]"
     at = f" at {check.at}" if check.at is not None else ""
     return f"{metric + ': ' if metric else ''}a - b changes sign{at}{_scope(check)} [{sides}]"

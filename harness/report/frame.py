@@ -61,7 +61,8 @@ def history_frame(records: Iterable[RunRecord], histories: dict[str, dict[str, l
         for key, points in histories.get(r.mlflow_id, {}).items():
             for step, value in points:
                 by_step.setdefault(step, {})[key] = value
-        rows += [{"run_id": r.run_id, **params, "step": step, **values} for step, values in sorted(by_step.items())]
+        ablation = r.tags.get("ablation", "")  # as in results_frame: figures select ablations like tables do
+        rows += [{"run_id": r.run_id, "ablation": ablation, **params, "step": step, **values} for step, values in sorted(by_step.items())]
     return pd.DataFrame(rows)
 
 

@@ -4,7 +4,8 @@ A check selects runs with `where` (config paths or `ablation`, like report table
 over the runs of each point (the seeds of one configuration), and tests the points:
 
 - `at_least` / `at_most` / `between`: every point's value against fixed bounds;
-- `beats`: selection `a` above selection `b` (by more than `margin`) at every point;
+- `beats`: selection `a` above selection `b` (by more than `margin`; a negative margin lets `a` trail `b` by
+  less than |margin|) at every point;
 - `monotone`: the metric along `axis` increases / decreases (up to `tolerance` per step);
 - `crossover`: `a` - `b` changes sign along `axis` (optionally first at `at`);
 - `all`: every check in `checks` holds.
@@ -109,7 +110,7 @@ class TwoSelections(CheckBase):
 
 class Beats(TwoSelections):
     kind: Literal["beats"]
-    margin: float = Field(0.0, ge=0)
+    margin: float = Field(0.0, description="a - b must exceed it (lower is better: b - a); negative: a may trail b by less")
     higher_is_better: bool = True
 
 

@@ -8,7 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 import baselines  # noqa: F401
-from baselines.tasks.images import SHAPES, DigitsConfig, ImageBatch, ImageTask, ShapesConfig, image_task
+from baselines.tasks.images import SHAPES, DigitsConfig, ImageTask, ShapesConfig, image_task
+from baselines.tasks.labeled import LabeledBatch
 from harness.components import TASKS
 
 torch.set_num_threads(1)
@@ -24,7 +25,7 @@ def shapes(seed: int = 0, **kw):
     return TASKS.get("shapes").build(ShapesConfig(**{**SMALL_SHAPES, **kw}), seed)
 
 
-def batches(task, gen_seed: int, n: int = 3, batch_size: int = 16) -> list[ImageBatch]:
+def batches(task, gen_seed: int, n: int = 3, batch_size: int = 16) -> list[LabeledBatch]:
     return list(itertools.islice(task.train_batches(batch_size, torch.Generator().manual_seed(gen_seed)), n))
 
 
@@ -41,14 +42,14 @@ def test_image_task_interface(make):
     assert isinstance(task, ImageTask) and image_task(task, "test") is task
     assert task.channels == 1 and task.image_size == 16
     batch = batches(task, 0, n=1)[0]
-    assert batch.images.shape == (16, 1, 16, 16) and batch.images.dtype == torch.float32
+    assert batch.inputs.shape == (16, 1, 16, 16) and batch.inputs.dtype == torch.float32
     assert batch.labels.shape == (16,) and batch.labels.dtype == torch.long
     assert int(batch.labels.min()) >= 0 and int(batch.labels.max()) < task.n_classes
     assert len(batch) == 16 and len(batch.slice(2, 5)) == 3
-    assert torch.equal(batch.to(torch.device("cpu")).images, batch.images)
+    assert torch.equal(batch.to(torch.device("cpu")).inputs, batch.inputs)
     splits = task.eval_splits()
     assert set(splits) == {"train", "test"}
-    train = splits["train"].images
+    train = splits["train"].inputs
     assert abs(train.mean().item()) < 0.05 and abs(train.std().item() - 1.0) < 0.05  # standardized on "train"
 
 
@@ -63,16 +64,16 @@ def test_train_stream_deterministic_per_generator(make):
     task = make()
     a, b, c = batches(task, 1), batches(task, 1), batches(task, 2)
     for x, y in zip(a, b):
-        assert torch.equal(x.images, y.images) and torch.equal(x.labels, y.labels)
-    assert not torch.equal(a[0].images, c[0].images)
-    assert not torch.equal(a[0].images, a[1].images)  # the stream moves on
+        assert torch.equal(x.inputs, y.inputs) and torch.equal(x.labels, y.labels)
+    assert not torch.equal(a[0].inputs, c[0].inputs)
+    assert not torch.equal(a[0].inputs, a[1].inputs)  # the stream moves on
 
 
 @pytest.mark.parametrize("make", [digits, shapes])
 def test_eval_splits_identical_across_run_seeds(make):
     a, b = make(seed=0).eval_splits(), make(seed=5).eval_splits()
     for split in ("train", "test"):
-        assert torch.equal(a[split].images, b[split].images) and torch.equal(a[split].labels, b[split].labels)
+        assert torch.equal(a[split].inputs, b[split].inputs) and torch.equal(a[split].labels, b[split].labels)
 
 
 def test_digits_split_is_stratified_and_disjoint():
@@ -86,19 +87,19 @@ def test_digits_split_is_stratified_and_disjoint():
     assert (test_freq - train_freq).abs().max() < 0.005  # same class proportions (random split: ~0.02)
     other = digits(split_seed=1)
     assert set(other.test_index.tolist()) != test_idx  # the split seed moves the split
-    assert digits(image_size=8).eval_splits()["test"].images.shape == (450, 1, 8, 8)
+    assert digits(image_size=8).eval_splits()["test"].inputs.shape == (450, 1, 8, 8)
 
 
 def test_digits_train_batches_come_from_the_train_part_only():
     task = digits(image_size=8)
-    train = task.eval_splits()["train"].images.flatten(1)  # [1347, 64]
-    test = task.eval_splits()["test"].images.flatten(1)
+    train = task.eval_splits()["train"].inputs.flatten(1)  # [1347, 64]
+    test = task.eval_splits()["test"].inputs.flatten(1)
     train_rows = set(map(tuple, train.tolist()))
     for batch in batches(task, 0, n=2, batch_size=200):
-        assert all(row in train_rows for row in map(tuple, batch.images.flatten(1).tolist()))
+        assert all(row in train_rows for row in map(tuple, batch.inputs.flatten(1).tolist()))
     assert sum(row not in train_rows for row in map(tuple, test.tolist())) > 400  # (so the check above can fail)
     # an epoch is a permutation: every train image exactly once before any repeats
-    epoch = next(iter(task.train_batches(1347, torch.Generator().manual_seed(3)))).images.flatten(1)
+    epoch = next(iter(task.train_batches(1347, torch.Generator().manual_seed(3)))).inputs.flatten(1)
     assert Counter(map(tuple, epoch.tolist())) == Counter(map(tuple, train.tolist()))
 
 
@@ -133,9 +134,9 @@ def test_shapes_config_knobs():
     assert quiet["texture"].abs().max() == 0 and quiet["noise"].abs().max() == 0
     assert set(quiet["shape"].unique().tolist()) == {0.0, 1.0}
     task = shapes(n_classes=len(SHAPES), image_size=32)
-    assert task.eval_splits()["train"].images.shape == (300, 1, 32, 32) and task.n_classes == 6
+    assert task.eval_splits()["train"].inputs.shape == (300, 1, 32, 32) and task.n_classes == 6
     assert len(task.eval_splits()["test"]) == 200
-    assert not torch.equal(shapes(eval_seed=1).eval_splits()["test"].images, shapes().eval_splits()["test"].images)
+    assert not torch.equal(shapes(eval_seed=1).eval_splits()["test"].inputs, shapes().eval_splits()["test"].inputs)
 
 
 @pytest.mark.parametrize(

@@ -4,18 +4,11 @@ import pytest
 import torch
 from pydantic import BaseModel, ValidationError
 
-from baselines.ssl.masks import (
-    MASKS,
-    BlockMaskConfig,
-    MaskConfig,
-    MaskedImageBatch,
-    Masks,
-    MultiBlockMaskConfig,
-    RandomMaskConfig,
-    build_mask_sampler,
-    collate_masks,
-)
-from baselines.tasks.images import ImageBatch
+from baselines.ssl.grid_masks import BlockMaskConfig, MultiBlockMaskConfig
+from baselines.ssl.layout import Layout
+from baselines.ssl.masks import MASKS, MaskConfig, MaskedBatch, Masks, MaskStream, build_mask_sampler
+from baselines.ssl.token_masks import RandomMaskConfig
+from baselines.tasks.labeled import LabeledBatch
 
 torch.set_num_threads(1)
 
@@ -24,8 +17,13 @@ class Holder(BaseModel):  # how a method config embeds a mask config
     mask: MaskConfig
 
 
+def square(grid: int) -> Layout:
+    return Layout.grid(("row", "col"), (grid, grid))
+
+
 def sample(cfg, grid: int, batch_size: int = 64, seed: int = 0) -> Masks:
-    return build_mask_sampler(cfg, grid)(batch_size, torch.Generator().manual_seed(seed))
+    layout = square(grid)
+    return build_mask_sampler(cfg, layout)(layout, batch_size, torch.Generator().manual_seed(seed), 0.0)
 
 
 def check_indices(masks: Masks, grid: int) -> None:
@@ -98,8 +96,10 @@ def test_multiblock_min_keep_is_enforced_and_impossible_settings_fail():
     assert masks.context.shape[1] >= 12
     with pytest.raises(RuntimeError, match="min_keep=60"):
         sample(MultiBlockMaskConfig(min_keep=60), 8)
-    with pytest.raises(ValueError, match="exceeds the 16 patches"):
-        build_mask_sampler(MultiBlockMaskConfig(min_keep=17), 4)
+    with pytest.raises(ValueError, match="exceeds the 16 tokens"):
+        build_mask_sampler(MultiBlockMaskConfig(min_keep=17), square(4))
+    with pytest.raises(ValueError, match="mask multiblock needs a 2-D grid of tokens"):
+        build_mask_sampler(MultiBlockMaskConfig(), Layout.grid(("feature",), (16,)))
 
 
 @pytest.mark.parametrize(
@@ -110,8 +110,8 @@ def test_samplers_are_deterministic_per_generator(cfg):
     assert torch.equal(a.context, b.context) and torch.equal(a.targets, b.targets)
     assert not (a.context.shape == c.context.shape and torch.equal(a.context, c.context))
     gen = torch.Generator().manual_seed(1)
-    sampler = build_mask_sampler(cfg, 8)
-    first, second = sampler(64, gen), sampler(64, gen)
+    sampler = build_mask_sampler(cfg, square(8))
+    first, second = sampler(square(8), 64, gen, 0.0), sampler(square(8), 64, gen, 0.0)
     assert not (first.targets.shape == second.targets.shape and torch.equal(first.targets, second.targets))
 
 
@@ -125,8 +125,8 @@ def test_random_masks(ratio, grid, n_mask):
     # uniform: every patch is masked about ratio of the time
     often = torch.zeros(grid * grid).index_add_(0, masks.targets.flatten(), torch.ones(masks.targets.numel()))
     assert (often / 64 - ratio).abs().max() < 0.3
-    with pytest.raises(ValueError, match="masks 0 of the 4 patches"):
-        build_mask_sampler(RandomMaskConfig(ratio=0.1), 2)
+    with pytest.raises(ValueError, match="masks 0 of the 4 tokens"):
+        build_mask_sampler(RandomMaskConfig(ratio=0.1), square(2))
 
 
 def test_block_masks():
@@ -141,9 +141,12 @@ def test_block_masks():
         assert masks.context.shape[1] + height * width == grid * grid  # the complement
     positions = {int(t.min()) for t in masks.targets[:, 0]}
     assert len(positions) > 5  # positions vary per image
+    # square blocks of 40-60% of an 8 x 8 grid are at least 5 x 5: wherever placed they cover the central 2 x 2
+    with pytest.raises(ValueError, match="central tokens would always be masked"):
+        build_mask_sampler(BlockMaskConfig(scale=(0.4, 0.6), aspect=(1.0, 1.0)), square(8))
 
 
-def test_mask_configs_embed_as_a_discriminated_union():
+def test_mask_configs_are_validated_through_the_registry():
     held = Holder.model_validate({"mask": {"name": "multiblock", "target_scale": [0.1, 0.15]}})
     assert isinstance(held.mask, MultiBlockMaskConfig) and held.mask.target_scale == (0.1, 0.15)
     assert isinstance(Holder.model_validate({"mask": {"name": "random", "ratio": 0.5}}).mask, RandomMaskConfig)
@@ -155,19 +158,43 @@ def test_mask_configs_embed_as_a_discriminated_union():
         {"name": "multiblock", "target_scale": [0.3, 0.2]},
         {"name": "multiblock", "context_scale": [0.5, 1.2]},
         {"name": "block", "aspect": [0.0, 1.0]},
+        {"ratio": 0.5},  # no name
     ):
         with pytest.raises(ValidationError):
             Holder.model_validate({"mask": bad})
-    assert MASKS.names() == ["block", "multiblock", "random"]
+    with pytest.raises(ValidationError, match="unknown mask 'multiblok'; did you mean 'multiblock'"):
+        Holder.model_validate({"mask": {"name": "multiblok"}})
+    # the field serializes as its concrete config, so a RunSpec round-trips with every parameter
+    held = Holder.model_validate({"mask": {"name": "random", "ratio": 0.5}})
+    assert held.model_dump() == {"mask": {"name": "random", "ratio": 0.5}}
+    assert Holder.model_validate(held.model_dump()) == held
+    assert MASKS.names() == ["block", "curriculum", "multiblock", "random", "strips", "subsets"]
 
 
-def test_collate_masks():
-    batch = ImageBatch(torch.randn(6, 1, 16, 16), torch.arange(6))
-    masked = collate_masks(batch, build_mask_sampler(RandomMaskConfig(), 8), torch.Generator().manual_seed(0))
-    assert isinstance(masked, MaskedImageBatch) and len(masked) == 6
-    assert masked.images is batch.images and masked.labels is batch.labels
+def test_mask_stream_collates_masked_batches():
+    batch = LabeledBatch(torch.randn(6, 1, 16, 16), torch.arange(6))
+    stream = MaskStream(build_mask_sampler(RandomMaskConfig(), square(8)), lambda inputs: square(8))
+    masked = stream(batch, torch.Generator().manual_seed(0))
+    assert isinstance(masked, MaskedBatch) and len(masked) == 6 and masked.layout.shape == (8, 8)
+    assert masked.inputs is batch.inputs and masked.labels is batch.labels
     assert masked.masks.context.shape == (6, 16) and masked.masks.targets.shape == (6, 1, 48)
     moved = masked.to(torch.device("cpu"))
     assert torch.equal(moved.masks.targets, masked.masks.targets)
     part = masked.slice(1, 3)
     assert len(part) == 2 and torch.equal(part.masks.context, masked.masks.context[1:3])
+
+
+def test_a_nested_unknown_key_is_named_with_the_concrete_configs_keys(tmp_path):
+    """A typo inside a nested component is reported at its path, with the keys of the component it names."""
+    from harness.spec import expand, load_suite
+    from harness.spec.errors import SpecError
+
+    with pytest.raises(ValidationError, match="unknown key 'n_targts'; did you mean 'n_targets'"):
+        Holder.model_validate({"mask": {"name": "multiblock", "n_targts": 2}})
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ndefaults:\n  task: {name: digits}\n  model: {name: vit}\n"
+                     "  method: {name: jepa, mask: {name: curriculum, easy: {name: multiblock, zzz: 1}}}\n")
+    with pytest.raises(SpecError) as err:
+        expand(load_suite(suite))
+    assert str(err.value) == (f"{suite}:5: defaults.method.mask.easy.zzz: unknown key 'zzz' (allowed: name, n_targets, "
+                              "target_scale, target_aspect, context_scale, min_keep)")

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from baselines.ssl.probes import collapse_stats, knn_accuracy, linear_probe
+from baselines.ssl.classifiers import knn_accuracy, linear_probe
+from baselines.ssl.collapse import collapse_stats
 
 torch.set_num_threads(1)
 

@@ -61,6 +61,15 @@ def test_beats_with_margin_best_of_and_lower_is_better(df):
     v = run({"kind": "beats", "metric": "exact/len_", "axis": "suffix", **ab}, df)  # at every length; closest at 5 digits
     assert (v.status, v.measured) == (PASS, "worst: 1.00 vs 0.90 at len 5")
     assert run({"kind": "beats", "metric": "exact/len_", "axis": "suffix", "margin": 0.2, **ab}, df).status == FAIL
+    # a negative margin: a may trail b by less than |margin| (abs 0.01 vs rel_kq 0.93 at 10 digits: 0.92 behind)
+    ba = {"a": ab["b"], "b": ab["a"]}
+    assert run({"kind": "beats", "metric": "exact/len_10", "margin": -0.95, **ba}, df).status == PASS
+    assert run({"kind": "beats", "metric": "exact/len_10", "margin": -0.9, **ba}, df).status == FAIL
+    from harness.report.claims import describe
+    from harness.spec.claim_models import Beats
+
+    assert describe(Beats(kind="beats", metric="m", margin=-0.01, **ba)).startswith("m: a > b - 0.01")
+    assert describe(Beats(kind="beats", metric="m", margin=0.02, higher_is_better=False, **ba)).startswith("m: a < b - 0.02")
     # best_of: a side's best group (here abs's best seed, 1.00, against rel_kq's mean, 1.00: not above)
     v = run({"kind": "beats", "metric": "exact/len_05", "a": {"where": {"model.pos_emb": "abs"}, "best_of": ["seed"]},
              "b": {"where": {"model.pos_emb": "rel_kq"}}}, df)

@@ -68,6 +68,21 @@ def test_figure_over_a_logged_metric_uses_histories_and_averages_x_per_step(tmp_
     assert metric_curve(results_frame(recs), spec, tmp_path / "f.png", frame).stat().st_size > 0
 
 
+def test_figure_over_a_logged_metric_selects_ablations_like_a_table():
+    from harness.report.figures import curve_data
+    from harness.report.frame import history_frame
+    from harness.spec.models import FigureSpec
+
+    base, arm = rec("abs", 0, "add", {5: 1.0}), rec("abs", 0, "add", {5: 0.5})
+    arm = RunRecord("marm", "arm", "FINISHED", arm.params, {"ablation": "no_clip"}, arm.metrics)
+    hist = {"mabs0": {"exact/len_05": [(10, 0.2)], "step_metric": [(10, 10.0)]},
+            "marm": {"exact/len_05": [(10, 0.7)], "step_metric": [(10, 10.0)]}}
+    frame = history_frame([base, arm], hist)
+    assert frame["ablation"].tolist() == ["", "no_clip"]
+    spec = FigureSpec(title="f", metric="exact/len_05", over="step_metric", hue=["ablation"], where={"ablation": "no_clip"}, file="f.png")
+    assert curve_data(results_frame([base, arm]), spec, frame)[["ablation", "x", "value"]].values.tolist() == [["no_clip", 10.0, 0.7]]
+
+
 def test_figure_over_a_config_axis_and_spec_rejects_two_x_axes():
     from pydantic import ValidationError
 

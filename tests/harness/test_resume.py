@@ -5,14 +5,11 @@ target, mask sampling in the data stream), deep linear JEPA (gradient-flow time 
 
 import pytest
 import torch
-from conftest import Recorder
+from conftest import train_resumable
 
-from harness.runner import build, train_stream
 from harness.spec import expand, load_suite
 from harness.spec.models import FaultConfig
-from harness.train import fit, seed_everything
-from harness.train.loop import InjectedFault
-from harness.train.resume import Checkpointer, Stateful, TrainState
+from harness.train.resume import Stateful, TrainState
 
 
 def first_run(root, suite: str):
@@ -24,15 +21,7 @@ def first_run(root, suite: str):
     })
 
 
-def train(cfg, path, resume=None):
-    seed_everything(cfg.seed)
-    task, method = build(cfg)
-    rec = Recorder()
-    try:
-        fit(method, train_stream(cfg, task, method), cfg, [rec], checkpointer=Checkpointer(path, 5), resume=resume)
-    except InjectedFault:
-        pass
-    return method, rec
+train = train_resumable
 
 
 @pytest.mark.parametrize("suite", ["smoke", "copying_smoke", pytest.param("jepa_vs_mae", marks=pytest.mark.slow), "jepa_theory"])
