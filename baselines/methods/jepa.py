@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from baselines.ssl.evaluation import ProbedConfig, probe_metrics
+from baselines.ssl.evaluation import PROBE_METRICS, ProbedConfig, probe_metrics
 from baselines.ssl.heads import JEPAPredictor, gather_targets
 from baselines.ssl.masks import MaskConfig, MaskedImageBatch, MultiBlockMaskConfig, build_mask_sampler, collate_masks
 from baselines.ssl.vit import ViT
@@ -137,7 +137,8 @@ class JEPA:
         return metrics
 
 
-@METHODS.register("jepa", JEPAConfig)
+@METHODS.register("jepa", JEPAConfig, metrics=lambda cfg, task: [
+    *PROBE_METRICS, "ema/momentum", "train/ema_momentum", "train/context_patches", "train/target_patches"])
 def build(cfg: JEPAConfig, model: nn.Module, task: Task) -> JEPA:
     if not isinstance(model, ViT):
         raise TypeError(f"method jepa needs the vit model; {type(model).__name__} is not one")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from baselines.ssl.evaluation import ProbedConfig, probe_metrics
+from baselines.ssl.evaluation import PROBE_METRICS, ProbedConfig, probe_metrics
 from baselines.ssl.heads import MAEDecoder
 from baselines.ssl.masks import MaskConfig, MaskedImageBatch, RandomMaskConfig, build_mask_sampler, collate_masks
 from baselines.ssl.vit import ViT, gather_tokens, patchify
@@ -91,7 +91,7 @@ class MAE:
         return probe_metrics(self.encoder, self.task, self.splits, self.cfg)
 
 
-@METHODS.register("mae", MAEConfig)
+@METHODS.register("mae", MAEConfig, metrics=lambda cfg, task: [*PROBE_METRICS, "train/visible_patches", "train/masked_patches"])
 def build(cfg: MAEConfig, model: nn.Module, task: Task) -> MAE:
     if not isinstance(model, ViT):
         raise TypeError(f"method mae needs the vit model; {type(model).__name__} is not one")

@@ -41,6 +41,10 @@ def pooled_features(encoder: ViT, data: ImageBatch, batch_size: int) -> torch.Te
         encoder.train(was_training)
 
 
+PROBE_METRICS = ("probe/linear", "probe/knn", "collapse/std_mean", "collapse/std_min", "collapse/eff_rank",
+                 "collapse/eff_rank_centered")  # what probe_metrics returns (the metric names an SSL method declares)
+
+
 class ProbedConfig(ComponentConfig):
     """Base of the SSL method configs: how their encoder is probed."""
 

@@ -218,3 +218,19 @@ def check_tune(loaded: LoadedSuite, blocks: list[TuneSpec], runs: list[RunSpec],
             raise SpecError(loaded.locator.find(at + ("tune", i, "name")), f"duplicate tune block name '{block.name}'")
         names.add(block.name)
         check_block(block, i, runs, seeds, loaded.locator, at)
+
+
+def locate_run(loaded: LoadedSuite, run: RunSpec):
+    """Where the suite wrote a config path of an expanded run (its grid / zip / when axis, its ablation, its
+    stage's or the suite's defaults; a stage run's inherited value: the stage's `from`): a Locate."""
+    at: KeyPath = ("stages", run.stage) if run.source_name else ()
+    base = at + (("ablations", run.ablation) if run.ablation else ("defaults",))
+    n = len(at)
+    sources: dict[str, KeyPath] = {}
+    for axis in run.labels:
+        for key in loaded.locator.locs:
+            if key[:n] == at and key[-1] == axis and (
+                    (len(key) == n + 2 and key[n] in ("grid", "zip")) or (len(key) == n + 4 and key[n] == "when" and key[n + 2] == "grid")):
+                sources[axis] = key
+                break
+    return _locate_for(loaded, Point(sources=sources), base, at)
