@@ -78,7 +78,7 @@ class ArithmeticConfig(ComponentConfig):
         """The train set (incl. priming rows) and the eval sets, int64 inputs and targets (see Layout)."""
         width_b = self.max_digits if self.b_digits is None else self.b_digits
         row = 2 * 8 * Layout(self.op, self.max_digits, width_b).length
-        return {"train_size": (self.train_size + self.priming_k) * row, "test_size": self.test_size * len(self.test_digits) * row}
+        return {"train_size": self.train_size * row, "priming_k": self.priming_k * row, "test_size": self.test_size * len(self.test_digits) * row}
 
     @property
     def primed_digits(self) -> int:

@@ -229,7 +229,7 @@ def locate_run(loaded: LoadedSuite, run: RunSpec):
     sources: dict[str, KeyPath] = {}
     for axis in run.labels:
         for key in loaded.locator.locs:
-            if key[:n] == at and key[-1] == axis and (
+            if key and key[:n] == at and key[-1] == axis and (
                     (len(key) == n + 2 and key[n] in ("grid", "zip")) or (len(key) == n + 4 and key[n] == "when" and key[n + 2] == "grid")):
                 sources[axis] = key
                 break

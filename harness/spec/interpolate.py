@@ -63,7 +63,7 @@ def resolve(data: dict[str, Any], locate) -> dict[str, Any]:
         return data
     for path, text in found:
         try:
-            tree = parse(text, lexer_mode="VALUE_MODE")
+            tree = parse(text)
         except GrammarParseError as e:
             raise SpecError(locate(path), f"bad interpolation {text!r}: {_first_line(e)}") from None
         if _has_resolver(tree):

@@ -38,6 +38,7 @@ from harness.spec.tree import merge, switch_component
 from harness.spec.yamlio import KeyPath, format_path
 
 AXIS_SECTIONS = ("grid", "zip")  # their keys are dotted config paths, kept whole
+DOTTED_SECTIONS = ("grid", "zip", "set", "space")  # ... and these, below the suite's top level (when.0.set, tune.0.space)
 _PARSER: list[OverridesParser] = []  # made once: building Hydra's ANTLR parser takes a few ms
 
 
@@ -72,12 +73,9 @@ def key_path(key: str, where: Loc) -> KeyPath:
         raise SpecError(where, f"bad key path {key!r}")
     if parts[0] == "include":
         raise SpecError(where, "'include' is read from the suite file; it cannot be overridden")
-    if parts[0] == "stages" and len(parts) > 3 and parts[2] in AXIS_SECTIONS:  # stages.<name>.grid.<dotted axis>
-        return (*parts[:3], ".".join(parts[3:]))
-    if parts[0] in AXIS_SECTIONS and len(parts) > 1:
-        return (parts[0], ".".join(parts[1:]))
-    if parts[0] == "tune" and len(parts) > 3 and parts[2] in ("space", "set"):  # tune.<i>.space.<dotted path>
-        return ("tune", _int(parts[1]), parts[2], ".".join(parts[3:]))
+    for j, part in enumerate(parts[:-1]):  # grid.<axis>, when.0.set.<path>, tune.0.space.<path>: dotted config paths
+        if part in DOTTED_SECTIONS and j > 0 or part in AXIS_SECTIONS:
+            return (*(_int(p) for p in parts[: j + 1]), ".".join(parts[j + 1:]))
     return tuple(_int(p) for p in parts)
 
 

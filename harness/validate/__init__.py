@@ -11,6 +11,8 @@ that set the offending value.
 from __future__ import annotations
 
 import json
+import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
@@ -20,7 +22,14 @@ from harness.spec.expand import locate_run
 from harness.spec.load import LoadedSuite
 from harness.spec.models import RunSpec
 from harness.validate.references import check_references
-from harness.validate.resources import BuildError, DryBuild, Resources, dry_build, estimate_resources
+from harness.validate.resources import (
+    FAKE_GPU_MEMORY_ENV,
+    BuildError,
+    DryBuild,
+    Resources,
+    dry_build,
+    estimate_resources,
+)
 
 __all__ = ["BuildError", "Checked", "ConfigSummary", "Resources", "check_suite", "estimate_resources"]
 
@@ -47,6 +56,25 @@ def _combination(run: RunSpec) -> str:
                       c.optimizer.name, c.optimizer.momentum, c.training.grad_clip is None], sort_keys=True)
 
 
+_BUILT: OrderedDict[str, DryBuild] = OrderedDict()  # the last dry builds of this process (a build is deterministic)
+KEEP = 64
+
+
+def _built(run: RunSpec, slots: int, tasks: dict[str, object]) -> DryBuild:
+    """The dry build of the run's combination, from this process's last KEEP builds when it is there."""
+    key = json.dumps([_combination(run), slots, os.environ.get(FAKE_GPU_MEMORY_ENV)])
+    if key in _BUILT:
+        _BUILT.move_to_end(key)
+        return _BUILT[key]
+    task_key = json.dumps([run.config.task.model_dump(mode="json"), run.config.seed])
+    build = dry_build(run.config, slots, tasks.get(task_key))
+    tasks[task_key] = build.task
+    _BUILT[key] = build
+    while len(_BUILT) > KEEP:
+        _BUILT.popitem(last=False)
+    return build
+
+
 def _config_key(run: RunSpec) -> str:
     data = run.config.model_dump(mode="json", exclude={"seed", "source"})
     return json.dumps([data, run.stage, run.config.source.run_id if run.config.source else None], sort_keys=True)
@@ -64,21 +92,16 @@ def check_suite(loaded: LoadedSuite, runs: list[RunSpec]) -> Checked:
 
 def _check(loaded: LoadedSuite, runs: list[RunSpec]) -> Checked:
     slots = loaded.spec.scheduler.slots_per_gpu
-    builds: dict[str, DryBuild] = {}
     tasks: dict[str, object] = {}
     logged: dict[str, frozenset[str]] = {}
     configs: dict[str, ConfigSummary] = {}
     for run in runs:
-        key = _combination(run)
-        if key not in builds:
-            task_key = json.dumps([run.config.task.model_dump(mode="json"), run.config.seed])
-            try:
-                builds[key] = dry_build(run.config, slots, tasks.get(task_key))
-            except BuildError as e:
-                raise SpecError(locate_run(loaded, run)(e.path), e.message) from None
-            tasks[task_key] = builds[key].task
-        logged[run.run_id] = builds[key].metrics
-        summary = configs.setdefault(_config_key(run), ConfigSummary([], builds[key].resources, list(run.dropped)))
+        try:
+            build = _built(run, slots, tasks)
+        except BuildError as e:
+            raise SpecError(locate_run(loaded, run)(e.path), e.message) from None
+        logged[run.run_id] = build.metrics
+        summary = configs.setdefault(_config_key(run), ConfigSummary([], build.resources, list(run.dropped)))
         summary.runs.append(run)
     check_references(loaded, runs, logged)
     return Checked(list(configs.values()), logged)

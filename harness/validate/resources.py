@@ -18,17 +18,25 @@ machine's memory (CPU) or the GPU's divided by `slots_per_gpu` (runs sharing a G
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from harness.components import METHODS, MODELS, TASKS, Method, Task
+from harness.components import METHODS, MODELS, TASKS, Method, Task, TokenTask
 from harness.spec.models import RunConfig
 
 TINY_BATCH = 2  # rows of the dry training step
+MAX_TOKENS = 2**20  # longest sequence a token task may ask for (the dry step's activations grow with it)
+META_SECONDS = 5.0  # a model or method that takes longer to build on the meta device is refused (e.g. 10^6 layers)
 GIB = 2**30
 FAKE_GPU_MEMORY_ENV = "HARNESS_FAKE_GPU_MEMORY"  # tests only: bytes of a pretend GPU (runs are placed on it)
 
@@ -98,11 +106,50 @@ def blame(config: RunConfig, keys: tuple[str, ...]) -> tuple[str, ...]:
     return best or (keys[-1],)
 
 
-def count_on_meta(config: RunConfig, task: Task) -> tuple[int, int, int] | None:
-    """(params, trainable, weight bytes) of model + method built on the meta device; None when a component
+class _TooSlow(BaseException):
+    """The meta build ran past META_SECONDS (a BaseException: a builder's `except Exception` cannot swallow it)."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise _TooSlow after `seconds` (SIGALRM; only in the main thread, elsewhere no limit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _NoRandomInit(TorchFunctionMode):
+    """Random in-place initializers return their tensor untouched: on the meta device there is nothing to fill,
+    and torch's first meta `normal_` alone costs seconds (it imports torch._dynamo for its decomposition)."""
+
+    SKIP = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.random_, torch.Tensor.bernoulli_,
+                      torch.Tensor.exponential_, torch.Tensor.log_normal_, torch.Tensor.cauchy_, torch.Tensor.geometric_,
+                      *(getattr(torch.nn.init, f) for f in ("normal_", "uniform_", "trunc_normal_", "xavier_normal_",
+                                                            "xavier_uniform_", "kaiming_normal_", "kaiming_uniform_",
+                                                            "orthogonal_", "sparse_"))})
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if func in self.SKIP:
+            return args[0] if args else next(iter((kwargs or {}).values()))  # init.normal_(tensor=...) passes it by name
+        return func(*args, **(kwargs or {}))
+
+
+def count_on_meta(config: RunConfig, task: Task) -> tuple[int, int, int, int] | None:
+    """`_counts` of model + method built on the meta device; None when a component
     cannot be built there (it computes with its weights while it is built): counted for real then."""
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _NoRandomInit():
             model = MODELS.get(config.model.name).build(config.model, task)
             method = METHODS.get(config.method.name).build(config.method, model, task)
     except (NotImplementedError, RuntimeError) as e:
@@ -112,20 +159,23 @@ def count_on_meta(config: RunConfig, task: Task) -> tuple[int, int, int] | None:
     return _counts(method.module)
 
 
-def _counts(module: nn.Module) -> tuple[int, int, int]:
+def _counts(module: nn.Module) -> tuple[int, int, int, int]:
+    """(parameters, trainable parameters, bytes of parameters and buffers, bytes of the trainable parameters)."""
     params = list(module.parameters())
     weights = sum(p.numel() * p.element_size() for p in params) + sum(b.numel() * b.element_size() for b in module.buffers())
-    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad), weights
+    trainable = [p for p in params if p.requires_grad]
+    return sum(p.numel() for p in params), sum(p.numel() for p in trainable), weights, sum(p.numel() * p.element_size() for p in trainable)
 
 
 def step_activations(method: Method, task: Task, batch_size: int) -> int:
     """Bytes the tensors of one training step on a TINY_BATCH keep for backward, scaled to `batch_size`.
     The step's forward runs for real (collate, loss), so a shape error surfaces here."""
     seen: dict[Any, int] = {}
+    weights = {t.untyped_storage().data_ptr() for t in [*method.module.parameters(), *method.module.buffers()]}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        if t.device.type != "meta":
-            storage = t.untyped_storage()
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:  # a weight saved for backward is no activation (counted once, above)
             seen[storage.data_ptr()] = storage.nbytes()
         return t
 
@@ -146,6 +196,19 @@ def check_data(config: RunConfig, host: int) -> int:
         raise BuildError(("task", key), f"the task would hold {gib(total)} of data ({gib(held[key])} from '{key}'); "
                                         f"this machine has {gib(host)}")
     return total
+
+
+def check_lengths(config: RunConfig, task: Task) -> None:
+    """A token task's sequences: at most MAX_TOKENS long, and a batch of them fits the host."""
+    if not isinstance(task, TokenTask):
+        return
+    if task.max_len > MAX_TOKENS:
+        raise BuildError(blame(config, ("task",)), f"the task's sequences are {task.max_len:,} tokens long (more than "
+                                                   f"{MAX_TOKENS:,}): activations grow with the length")
+    rows = config.training.batch_size * task.max_len * 2 * 8  # int64 inputs and targets
+    if rows > host_memory():
+        raise BuildError(("training", "batch_size"), f"one batch of {config.training.batch_size} rows of {task.max_len} tokens "
+                                                     f"needs {gib(rows)}; this machine has {gib(host_memory())}")
 
 
 def check_fits(config: RunConfig, r: Resources, keys: tuple[str, ...] = ("model", "method")) -> None:
@@ -185,24 +248,29 @@ def dry_build(config: RunConfig, slots_per_gpu: int = 1, task: Task | None = Non
             task = _build(TASKS, "task", config, config.seed)
         device, budget = device_budget(config, slots_per_gpu)
         states = 1 + _states_per_param(config)
+        check_lengths(config, task)
+        importlib.import_module("torch._dynamo")  # meta ops' decompositions import it lazily: seconds, once, not in the deadline
+
         try:
-            counted = count_on_meta(config, task)
+            with _deadline(META_SECONDS):
+                counted = count_on_meta(config, task)
+        except _TooSlow:
+            raise BuildError(blame(config, ("model", "method")), f"building model '{config.model.name}' and method "
+                             f"'{config.method.name}' took over {META_SECONDS:g} s even on the meta device (no memory): too large") from None
         except Exception:  # noqa: BLE001  (the real build below reports it, with the component named)
             counted = None
         if counted is not None:
-            params, trainable, weights = counted
-            check_fits(config, Resources(params, trainable, weights, trainable * states * weights // max(params, 1), 0, data,
-                                         device, budget, host))
+            params, trainable, weights, trained = counted
+            check_fits(config, Resources(params, trainable, weights, states * trained, 0, data, device, budget, host))
         model = _build(MODELS, "model", config, task)
         method = _build(METHODS, "method", config, model, task)
-        params, trainable, weights = _counts(method.module)
+        params, trainable, weights, trained = _counts(method.module)
         try:
             activations = step_activations(method, task, config.training.batch_size)
         except Exception as e:  # noqa: BLE001
             raise BuildError(("method", "name"), f"a training step of task '{config.task.name}', model '{config.model.name}' "
                              f"and method '{config.method.name}' fails: {type(e).__name__}: {e}") from None
-    resources = Resources(params, trainable, weights, trainable * states * weights // max(params, 1), activations, data,
-                          device, budget, host)
+    resources = Resources(params, trainable, weights, states * trained, activations, data, device, budget, host)
     check_fits(config, resources)
     declared = METHODS.get(config.method.name).metrics(config.method, task)
     return DryBuild(task, resources, frozenset([*declared, *harness_metrics(config)]))
