@@ -30,6 +30,11 @@ class ComponentConfig(BaseModel):
         that generates data up front overrides this; {} = negligible."""
         return {}
 
+    def dry_config(self) -> ComponentConfig:
+        """The config the dry build (harness.validate) builds instead: the same shapes (vocabulary, lengths, image
+        size, eval split names) with few examples, so that validating stays cheap.  Default: this config."""
+        return self
+
 
 class RegistryError(LookupError):
     """An unknown name was looked up; the message carries a did-you-mean hint."""

@@ -8,7 +8,8 @@ and returns the final mean squared error, the job's return value.
 With the harness launcher every job is a child run of the multirun's parent run in MLflow (experiment
 `app`, params = the job's overrides, metric `return_value`); kill the multirun and start it again and only
 the jobs that had not finished run.  `ledger: PATH` appends one line per finished job to PATH (what the
-end-to-end test counts); `sleep` makes each job take that long (seconds)."""
+end-to-end test counts); `sleep` makes each job take that long (seconds); `fail_once: PATH` makes the first
+attempt of each job fail (it leaves PATH-<lr>-<seed> behind), for the test of the launcher's retries."""
 
 import os
 import random
@@ -29,6 +30,9 @@ def main(cfg: DictConfig) -> float:
         w -= cfg.lr * grad
     mse = sum((w * x - y) ** 2 for x, y in zip(xs, ys)) / cfg.n
     time.sleep(cfg.sleep)
+    if cfg.fail_once and not os.path.exists(f"{cfg.fail_once}-{cfg.lr}-{cfg.seed}"):
+        open(f"{cfg.fail_once}-{cfg.lr}-{cfg.seed}", "w").close()
+        raise RuntimeError("failing once, as asked (fail_once)")
     if cfg.ledger:
         with open(cfg.ledger, "a") as f:
             f.write(f"lr={cfg.lr} seed={cfg.seed} pid={os.getpid()} gpu={os.environ.get('CUDA_VISIBLE_DEVICES', '')}\n")

@@ -4,7 +4,8 @@
 
   1. the task's data, as its config declares it (`ComponentConfig.held_bytes`), against the host's memory,
      before anything is generated (`task: {train_size: 100000000000}` is refused here, naming the key);
-  2. the task, built for real (its shapes: vocabulary, lengths, image size, eval splits);
+  2. the task, built for real from its `dry_config()` (the same shapes: vocabulary, lengths, image size,
+     eval splits; few examples);
   3. the model and the method on torch's meta device: every parameter counted, nothing allocated
      (`model: {d_model: 1048576}`, 4e12 parameters, is refused here, naming the key that grew it);
   4. model and method built for real on the CPU and the forward pass of one training step on a tiny batch
@@ -244,8 +245,8 @@ def dry_build(config: RunConfig, slots_per_gpu: int = 1, task: Task | None = Non
     data = check_data(config, host)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        if task is None:
-            task = _build(TASKS, "task", config, config.seed)
+        if task is None:  # the task's dry config: its shapes, few examples
+            task = _build(TASKS, "task", config.model_copy(update={"task": config.task.dry_config()}), config.seed)
         device, budget = device_budget(config, slots_per_gpu)
         states = 1 + _states_per_param(config)
         check_lengths(config, task)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.result.with_suffix(".tmp")
     tmp.write_bytes(cloudpickle.dumps(ret))
     tmp.replace(args.result)
-    log.set_tags({Tag.HYDRA_JOB_DIR: str(ret.working_dir)})
+    log.set_tags({Tag.HYDRA_JOB_DIR: str(ret.hydra_cfg.hydra.runtime.output_dir)})  # where Hydra put its outputs
     if ret.status == JobStatus.COMPLETED:
         value = ret._return_value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
