@@ -67,7 +67,7 @@ def test_multirun_killed_and_rerun_runs_no_finished_job_twice(tmp_path):
     runs = ledger(tmp_path)
     assert all(runs.count(job) == 1 for job in before), runs  # a finished job never ran again
     assert set(runs) == jobs
-    for job, (r,) in after.items():
+    for (r,) in after.values():
         assert r.data.metrics["return_value"] >= 0 and r.data.tags[Tag.PARENT]
         assert Path(r.data.tags[Tag.HYDRA_JOB_DIR], ".hydra", "config.yaml").exists()  # Hydra's outputs, where Hydra puts them
     gpus = {line.split("gpu=")[1] for line in (tmp_path / "ledger").read_text().splitlines()}

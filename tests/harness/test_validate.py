@@ -129,3 +129,26 @@ def test_pipeline_load_checks_and_can_skip_it():
     with pytest.raises(SpecError, match="no metric starting with 'nope/'"):
         pipeline.load(SMOKE, bad)
     assert pipeline.load(SMOKE, bad, check=False).checked is None
+
+
+def test_expand_shows_parameters_dropped_fields_and_finished_runs(tmp_path, capsys):
+    """Per distinct configuration: runs, parameters, dropped fields, and the runs FINISHED in the store."""
+    from harness.tags import Status, Tag
+    from harness.track import Tracker
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    overrides = ["defaults.model.name=transformer,lstm", "~grid.model.pos_emb"]
+    _, runs = load_and_expand(SMOKE, overrides)
+    done = next(r for r in runs if r.config.model.name == "lstm")
+    t = Tracker(uri)
+    exp = t.experiment("smoke")
+    t.terminate(t.create_child(exp, t.start_parent(exp, "p", {}), done.name, {Tag.RUN_ID: done.run_id}), Status.FINISHED)
+    assert main(["expand", SMOKE, *overrides, "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    lstm = next(line for line in out.splitlines() if "name=lstm" in line and "│ 2 " in line)
+    assert re.search(r"│ 2\s+│ 9,408\s+│ [\d.]+ MiB \(cpu\)\s+│ model.n_heads\s+│ 1/2", lstm), lstm
+    tf = next(line for line in out.splitlines() if "name=transformer" in line and "│ 2 " in line)
+    assert re.search(r"│ 14,\d{3}\s+│ .*│ -\s+│ 0/2", tf), tf
+    capsys.readouterr()
+    assert main(["expand", SMOKE, "--tracking-uri", f"sqlite:///{tmp_path}/none/mlflow.db"]) == 0
+    assert not (tmp_path / "none").exists()  # expand writes no store
