@@ -1,6 +1,7 @@
 """Overrides in Hydra's grammar (hydra-core's own parser) and `${path}` interpolation on suites; a switched
 component keeps the parameters the new one has (and the dropped ones are recorded)."""
 
+import random
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from harness.cli import main
 from harness.spec import SpecError, load_and_expand
 from harness.spec.find import REPO_SUITES
 
+ROOT = REPO_SUITES.parent
 SMOKE = str(REPO_SUITES / "smoke.yaml")
 SMOKE_TUNE = str(REPO_SUITES / "smoke_tune.yaml")
 
@@ -149,3 +151,41 @@ def test_switching_by_override_include_and_ablation(tmp_path):
     assert (tf.config.model.d_model, tf.config.model.n_heads) == (16, 4)
     loaded, runs = load_and_expand(str(tmp_path / "base.yaml"), ["defaults.model.name=mamba"])
     assert loaded.dropped == ["defaults.model.n_heads"] and runs[0].config.model.d_model == 16
+
+
+OVERRIDE_KEYS = ["defaults.model.d_model", "defaults.model.name", "defaults.task.train_size", "seeds", "grid.model.pos_emb",
+                 "defaults.optimizer.lr", "defaults.training", "report.tables.0.metric", "claims.0.check.kind", "when.0.if",
+                 "defaults.model", "hydra/launcher", "a@b", "stages.x.defaults.method.name", "tune.0.space.optimizer.lr", "x..y"]
+OVERRIDE_VALUES = ["1", "1,2,3", "choice(abs,rope)", "range(1,4)", "range(0,1,0.25)", "glob(*)", "glob(rel_*)",
+                   "interval(1e-4,1e-2)", "tag(log,interval(1e-4,1e-2))", "int(interval(1,8))", "tag(foo,interval(0,1))",
+                   "[1,2]", "{a:1}", "{name:lstm}", "'quoted,str'", "null", "true", "1e999", "1048576", "${defaults.model}",
+                   "[", "choice(", "interval(1)", "=", "", "lstm,mamba", "sort(3,1)", "shuffle(1,2)", "exakt/len_"]
+
+
+def random_override(rng: random.Random) -> str:
+    prefix = rng.choice(["", "", "+", "++", "~"])
+    key = rng.choice(OVERRIDE_KEYS)
+    if prefix == "~" and rng.random() < 0.5:
+        return prefix + key
+    return f"{prefix}{key}={rng.choice(OVERRIDE_VALUES)}"
+
+
+def test_random_overrides_validate_or_fail_with_one_line(capsys):  # the fuzzer of overrides (suites: test_fuzz.py)
+    """200 seeded overrides in Hydra's grammar (set / add / force / delete, sweeps, intervals, globs, bad syntax,
+    config groups, packages) on the smoke suite: ok, or exit 2 with one line naming the override or a suite line."""
+    rng = random.Random(14)
+    smoke = str(ROOT / "suites" / "smoke.yaml")
+    seen = {0: 0, 2: 0}
+    for _ in range(200):
+        overrides = [random_override(rng) for _ in range(rng.randint(1, 3))]
+        try:
+            rc = main(["validate", smoke, *overrides])
+        except (Exception, SystemExit) as e:  # noqa: BLE001
+            pytest.fail(f"{overrides}: raised {type(e).__name__}: {e}")
+        out, err = capsys.readouterr()
+        assert rc in (0, 2), (overrides, err)
+        seen[rc] += 1
+        if rc == 2:
+            assert out == "" and len(err.splitlines()) == 1, (overrides, err)
+            assert re.match(r"error: (<override>: \S|[^\n]+\.yaml:\d+: \S)", err), (overrides, err)
+    assert seen[0] >= 3 and seen[2] >= 100, seen  # both paths exercised (200 seeded: 5 valid, 195 errors)
