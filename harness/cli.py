@@ -17,28 +17,60 @@ from rich.table import Table
 
 from harness.backends.warm import WarmWorkers
 from harness.spec.errors import Loc, SpecError
-from harness.spec.find import load_and_expand, suite_files
+from harness.spec.find import suite_files
 from harness.spec.models import BACKENDS
 from harness.store import default_uri
 
 REPORTS_DIR = Path("reports")
 
 
+def is_override(arg: str) -> bool:
+    """An override in Hydra's grammar (key=value, +key=value, ++key=value, ~key), not a suite name or option."""
+    return "=" in arg or arg.startswith("~")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    names = args.suites or [str(p) for p in suite_files()]
+    from harness import pipeline  # torch: the dry build
+
+    overrides = [a for a in args.suites if is_override(a)]
+    names = [a for a in args.suites if not is_override(a)] or [str(p) for p in suite_files()]
     bad = 0
     for name in names:
         try:
-            loaded, runs = load_and_expand(name)
-            print(f"ok  {loaded.path}: {len(runs)} runs")
+            suite = pipeline.load(name, overrides)
+            params = sorted({c.resources.params for c in suite.checked.configs})
+            shown = f"{params[0]:,}" + (f"-{params[-1]:,}" if len(params) > 1 else "")
+            print(f"ok  {suite.loaded.path}: {len(suite.runs)} runs, {len(suite.checked.configs)} configurations built, "
+                  f"{shown} parameters")
         except SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             bad += 1
     return 2 if bad else 0
 
 
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**27 else f"{n / 2**20:.1f} MiB"
+
+
+def _print_configs(console: Console, rows) -> None:
+    """Per distinct configuration: its runs, parameters, memory, dropped fields, runs finished (skipped)."""
+    table = Table(title="distinct configurations (seeds together)")
+    for col in ("configuration", "runs", "parameters", "memory", "dropped (not in the new component)", "finished (skipped)"):
+        table.add_column(col)
+    for row in rows:
+        c = row.summary
+        r = c.resources
+        name = " ".join(p for p in c.runs[0].name.split() if not p.startswith("seed=")) or "(defaults)"
+        table.add_row(name, str(len(c.runs)), f"{r.params:,}", f"{_gib(r.device_bytes)} ({r.device})", ", ".join(c.dropped) or "-",
+                      f"{row.finished}/{len(c.runs)}")
+    console.print(table)
+
+
 def cmd_expand(args: argparse.Namespace) -> int:
-    loaded, runs = load_and_expand(args.suite, args.overrides)
+    from harness import pipeline  # torch: the dry build gives the parameter counts
+
+    suite = pipeline.load(args.suite, args.overrides)
+    loaded, runs = suite.loaded, suite.runs
     staged = bool(loaded.spec.stages)
     table = Table(title=f"{loaded.spec.name}: {len(runs)} runs")
     for col in ("run_id", *(("stage", "from (run_id)") if staged else ()), "ablation", "run"):
@@ -55,6 +87,9 @@ def cmd_expand(args: argparse.Namespace) -> int:
     for block in loaded.spec.tune:
         console.print(f"tune block '{block.name}': {', '.join(block.space)} of these runs are replaced by each cell's best "
                       f"params ({block.trials} trials per {' x '.join(block.per) or 'suite'} cell) when the suite runs")
+    _print_configs(console, pipeline.expand(suite, args.tracking_uri))
+    if loaded.dropped:
+        console.print("dropped while loading (a component's name was switched): " + ", ".join(loaded.dropped))
     return 0
 
 
@@ -143,8 +178,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="harness", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    v = sub.add_parser("validate", help="validate suites (all of the suite folders by default)")
-    v.add_argument("suites", nargs="*")
+    v = sub.add_parser("validate", help="validate suites (all of the suite folders by default): load, expand, build each "
+                                         "distinct task/model/method once, check every metric named")
+    v.add_argument("suites", nargs="*", help="suite names or paths, and overrides (applied to each)")
     v.set_defaults(fn=cmd_validate)
     from harness.ui import add_parser as add_ui_parser
 
@@ -155,10 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
                             ("report", cmd_report, "write reports/<suite>/ from the tracking store")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
-        p.add_argument("overrides", nargs="*", help="key.path=value overrides, re-validated")
+        p.add_argument("overrides", nargs="*", help="overrides in Hydra's grammar (key=value, +key=value, ~key, key=a,b sweeps), re-validated")
         p.set_defaults(fn=fn)
-        if name in ("run", "tune", "report"):
+        if name in ("run", "tune", "report", "expand"):
             p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///./mlflow.db)")
+        if name in ("run", "tune", "report"):
             p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: optuna-journal.log next to the MLflow store)")
             p.add_argument("--reports-dir", default=str(REPORTS_DIR))
         if name == "report":
@@ -174,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args, rest = ap.parse_known_args(argv)  # overrides may come after options too
-    stray = [r for r in rest if r.startswith("-") or "=" not in r or not hasattr(args, "overrides")]
+    stray = [r for r in rest if r.startswith("--") or not is_override(r) or not hasattr(args, "overrides")]
     if stray:
         ap.error(f"unrecognized arguments: {' '.join(stray)}")
     if rest:

@@ -28,8 +28,10 @@ from harness.spec import LoadedSuite, RunSpec, SpecError, load_and_expand
 from harness.spec.errors import Loc
 from harness.spec.expand import expand_stage, stage_seeds
 from harness.spec.tune import TuneScope
+from harness.store import StoreLayout, default_uri
 from harness.track import Tracker, TrackingError
 from harness.tune.study import StudySummary, apply_studies, default_storage, suite_scope, tune_suite
+from harness.validate import Checked, ConfigSummary, check_suite
 
 REPORTS_DIR = Path("reports")
 
@@ -41,6 +43,7 @@ class Suite:
     loaded: LoadedSuite
     runs: list[RunSpec]
     overrides: list[str] = field(default_factory=list)
+    checked: Checked | None = None  # the dry build (harness.validate), when load ran it
 
     @property
     def name(self) -> str:
@@ -63,19 +66,43 @@ class RunResult:
     report: ReportResult | None
 
 
-def load(suite: str | Path, overrides: Sequence[str] = (), backend: str | None = None) -> Suite:
-    """Find (a name in the suite folders, or a path), load, validate and expand a suite.  `backend`
-    overrides `scheduler.backend` (and is checked: a missing package or an unreachable cluster is a
-    SpecError naming --backend or the suite's setting)."""
-    extra = [f"scheduler.backend={backend}"] if backend else []
+def load(suite: str | Path, overrides: Sequence[str] = (), backend: str | None = None, check: bool = True) -> Suite:
+    """Find (a name in the suite folders, or a path), load, validate and expand a suite, then (`check`) build
+    each distinct task/model/method combination once and check every metric it names (harness.validate).
+    `backend` overrides `scheduler.backend` (and is checked: a missing package or an unreachable cluster is
+    a SpecError naming --backend or the suite's setting)."""
+    extra = [f"++scheduler.backend={backend}"] if backend else []
     loaded, runs = load_and_expand(suite, [*overrides, *extra])
+    checked = check_suite(loaded, runs) if check else None
     scheduler = loaded.spec.scheduler
     try:
         check_backend(scheduler.backend, ray_address(scheduler))
     except BackendUnavailable as e:
         where = "--backend" if backend and e.key == "scheduler.backend" else str(loaded.path)
         raise SpecError(Loc(where, 0, e.key), str(e)) from None
-    return Suite(loaded, runs, list(overrides))
+    return Suite(loaded, runs, list(overrides), checked)
+
+
+@dataclass
+class ExpandedConfig:
+    """`harness expand`: one distinct configuration, its runs and how many of them already FINISHED."""
+
+    summary: ConfigSummary
+    finished: int
+
+
+def expand(suite: Suite, tracking_uri: str | None = None) -> list[ExpandedConfig]:
+    """Per distinct configuration of a loaded suite: parameters, memory, dropped fields and the runs already
+    finished in the store (a rerun skips them).  A sqlite store that does not exist is not created."""
+    checked = suite.checked or check_suite(suite.loaded, suite.runs)
+    uri = tracking_uri or default_uri()
+    layout = StoreLayout.from_uri(uri)
+    done: dict[str, str] = {}
+    if layout.sqlite_db is None or layout.sqlite_db.exists():
+        tracker = Tracker(uri)
+        exp_id = tracker.experiment_id(suite.name)
+        done = tracker.finished(exp_id) if exp_id else {}
+    return [ExpandedConfig(c, sum(r.run_id in done for r in c.runs)) for c in checked.configs]
 
 
 def _console(console: Console | None) -> Console:

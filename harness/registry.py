@@ -24,6 +24,17 @@ class ComponentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
 
+    def held_bytes(self) -> dict[str, int]:
+        """Bytes of data the built component holds in memory, by the config key that sets their amount (e.g.
+        a task's `train_size`): checked against the machine before it is built (harness.validate).  A task
+        that generates data up front overrides this; {} = negligible."""
+        return {}
+
+    def dry_config(self) -> ComponentConfig:
+        """The config the dry build (harness.validate) builds instead: the same shapes (vocabulary, lengths, image
+        size, eval split names) with few examples, so that validating stays cheap.  Default: this config."""
+        return self
+
 
 class RegistryError(LookupError):
     """An unknown name was looked up; the message carries a did-you-mean hint."""
@@ -45,25 +56,35 @@ class Entry(Generic[F]):
     build: F
     provides: frozenset[str] = frozenset()
     requires: frozenset[str] | Callable[[Any], frozenset[str]] = frozenset()
+    metrics: Callable[[Any, Any], Iterable[str]] | None = None  # a method's: (its config, the built task) -> names
 
     def requires_for(self, cfg: ComponentConfig) -> frozenset[str]:
         return self.requires(cfg) if callable(self.requires) else self.requires
 
 
 class Registry(Generic[F]):
-    """Maps names to (config class, builder).  `kind` is used in error messages."""
+    """Maps names to (config class, builder).  `kind` is used in error messages.  A registry with
+    `declares_metrics` (METHODS) takes from each component the metric names it logs for a config:
+    `metrics(cfg, task) -> names` (the evaluation's and the training step's, these as `train/<name>`), which
+    `harness validate` checks every metric a report, claim or tune objective names against."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, declares_metrics: bool = False) -> None:
         self.kind = kind
+        self.declares_metrics = declares_metrics
         self._entries: dict[str, Entry[F]] = {}
 
     def register(self, name: str, config: type[ComponentConfig], provides: Iterable[str] = (),
-                 requires: Iterable[str] | Callable[[Any], frozenset[str]] = ()) -> Callable[[F], F]:
+                 requires: Iterable[str] | Callable[[Any], frozenset[str]] = (),
+                 metrics: Callable[[Any, Any], Iterable[str]] | None = None) -> Callable[[F], F]:
+        if self.declares_metrics and metrics is None:
+            raise ValueError(f"{self.kind} '{name}' must declare the metric names it logs: "
+                             f"register(..., metrics=lambda cfg, task: [...])")
+
         def deco(build: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             needs = requires if callable(requires) else frozenset(requires)
-            self._entries[name] = Entry(name, config, build, frozenset(provides), needs)
+            self._entries[name] = Entry(name, config, build, frozenset(provides), needs, metrics)
             return build
 
         return deco
@@ -86,7 +107,7 @@ class Registry(Generic[F]):
 
 TASKS: Registry[Callable[..., Any]] = Registry("task")  # build(cfg, seed) -> Task
 MODELS: Registry[Callable[..., Any]] = Registry("model")  # build(cfg, task) -> nn.Module
-METHODS: Registry[Callable[..., Any]] = Registry("method")  # build(cfg, model, task) -> Method
+METHODS: Registry[Callable[..., Any]] = Registry("method", declares_metrics=True)  # build(cfg, model, task) -> Method
 REGISTRIES: dict[str, Registry] = {"task": TASKS, "model": MODELS, "method": METHODS}  # by config key
 
 

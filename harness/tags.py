@@ -75,3 +75,6 @@ class Tag:
     TUNED = "tuned."
     TRIAL_PARAM = "trial.param."
     VERSIONS = "versions."
+    HYDRA_OVERRIDES = "hydra.overrides"  # a Hydra job's overrides (hydra_plugins.harness_launcher)
+    HYDRA_JOB_DIR = "hydra.job_dir"  # where Hydra put the job's outputs
+    HYDRA_JOB_NUM = "hydra.job_num"

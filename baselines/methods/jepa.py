@@ -30,7 +30,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from baselines.methods.masked import MaskedMethod
+from baselines.methods.masked import MaskedMethod, masked_metric_names
 from baselines.ssl.blocks import gather_targets
 from baselines.ssl.collapse import batch_rankme, token_std
 from baselines.ssl.encoder import TokenEncoder, token_encoder
@@ -142,6 +142,10 @@ class JEPA(MaskedMethod):
         return {**super().evaluate(), "ema/momentum": self.momentum}
 
 
-@METHODS.register("jepa", JEPAConfig)
+LOSS_METRICS = ("ema_momentum", "context_tokens", "target_tokens", "pred_std", "target_std", "target_rankme")
+
+
+@METHODS.register("jepa", JEPAConfig, metrics=lambda cfg, task: [*masked_metric_names(cfg, cfg.mask, LOSS_METRICS),
+                                                                  "ema/momentum"])
 def build(cfg: JEPAConfig, model: nn.Module, task: Task) -> JEPA:
     return JEPA(cfg, token_encoder(model, "method jepa"), labeled_task(task, "method jepa"))

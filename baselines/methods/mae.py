@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from baselines.methods.masked import MaskedMethod
+from baselines.methods.masked import MaskedMethod, masked_metric_names
 from baselines.ssl.blocks import gather_targets
 from baselines.ssl.collapse import batch_rankme, token_std
 from baselines.ssl.encoder import TokenEncoder, token_encoder
@@ -92,6 +92,9 @@ class MAE(MaskedMethod):
         return Representation(self.encoder, self.encoder, self.cfg.pooling, self.cfg.eval_batch_size)
 
 
-@METHODS.register("mae", MAEConfig)
+LOSS_METRICS = ("visible_tokens", "masked_tokens", "pred_std", "target_std", "rankme")
+
+
+@METHODS.register("mae", MAEConfig, metrics=lambda cfg, task: masked_metric_names(cfg, cfg.mask, LOSS_METRICS))
 def build(cfg: MAEConfig, model: nn.Module, task: Task) -> MAE:
     return MAE(cfg, token_encoder(model, "method mae"), labeled_task(task, "method mae"))

@@ -19,11 +19,18 @@ from typing import Any
 import torch
 
 from baselines.ssl.encoder import TokenEncoder
-from baselines.ssl.evaluation import ProbedConfig, probe_metrics
-from baselines.ssl.masks import MaskedBatch, MaskStream, build_mask_sampler
+from baselines.ssl.evaluation import ProbedConfig, probe_metric_names, probe_metrics
+from baselines.ssl.masks import MaskedBatch, MaskStream, build_mask_sampler, mask_stat_names
 from baselines.ssl.representation import Representation
 from baselines.tasks.labeled import LabeledBatch, LabeledTask
 from harness.registry import ComponentConfig
+
+
+def masked_metric_names(cfg: ProbedConfig, mask: ComponentConfig, loss_metrics: tuple[str, ...]) -> list[str]:
+    """What a masked method logs (its METHODS.register(..., metrics=) declaration): the loss's own scalars
+    and step_metrics under train/, the probes and eval/step at each evaluation."""
+    step = [*loss_metrics, "step", *mask_stat_names(mask)]
+    return [*(f"train/{k}" for k in step), *probe_metric_names(cfg), "eval/step"]
 
 
 class MaskedMethod:

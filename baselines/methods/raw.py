@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from baselines.ssl.encoder import TokenEncoder, token_encoder
-from baselines.ssl.evaluation import ProbedConfig, probe_metrics
+from baselines.ssl.evaluation import ProbedConfig, probe_metric_names, probe_metrics
 from baselines.ssl.representation import Pooling, Representation
 from baselines.tasks.labeled import LabeledBatch, LabeledTask, labeled_task
 from harness.components import METHODS, LossOutput, Task
@@ -49,6 +49,6 @@ class Raw:
         return probe_metrics(self.representation(), self.task, self.splits, self.cfg, final=True)
 
 
-@METHODS.register("raw", RawConfig)
+@METHODS.register("raw", RawConfig, metrics=lambda cfg, task: probe_metric_names(cfg))
 def build(cfg: RawConfig, model: nn.Module, task: Task) -> Raw:
     return Raw(cfg, token_encoder(model, "method raw"), labeled_task(task, "method raw"))

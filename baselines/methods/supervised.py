@@ -87,6 +87,12 @@ class Supervised:
         return metrics
 
 
-@METHODS.register("supervised", SupervisedConfig)
+def metric_names(cfg: SupervisedConfig, task: Task) -> list[str]:
+    """What evaluate() and the training step log (module docstring), for the task's eval splits."""
+    splits = list(task.eval_splits())
+    return ["examples_seen", "train/token_acc", *(f"{m}/{s}" for s in splits for m in ("exact", "token_acc", "loss"))]
+
+
+@METHODS.register("supervised", SupervisedConfig, metrics=metric_names)
 def build(cfg: SupervisedConfig, model: nn.Module, task: Task) -> Supervised:
     return Supervised(cfg, model, token_task(task, "method supervised"))

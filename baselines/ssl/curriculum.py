@@ -16,7 +16,7 @@ mask/p_hard, logged with the training metrics.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -33,6 +33,7 @@ def hard_probability(progress: float, c0: float, inverse: bool) -> float:
 
 
 class CurriculumMaskConfig(ComponentConfig):
+    STATS: ClassVar[tuple[str, ...]] = ("mask/hard", "mask/p_hard")
     name: Literal["curriculum"] = "curriculum"
     easy: MaskConfig = Field(default_factory=MultiBlockMaskConfig)
     hard: MaskConfig = Field(default_factory=StripsMaskConfig)

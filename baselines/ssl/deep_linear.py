@@ -82,6 +82,9 @@ class LinearFeaturesConfig(ComponentConfig):
     rhos: tuple[float, ...] = (0.3, 0.9)  # regression coefficient rho_i of each feature, in (0, 1]
     rotation_seed: int | None = None  # None: features on the coordinate axes; else a random orthogonal basis
 
+    def held_bytes(self) -> dict[str, int]:
+        return {"lambdas": 5 * 8 * len(self.lambdas) ** 2}  # the basis and three [d, d] float64 covariances (+ a QR)
+
     @model_validator(mode="after")
     def _check(self) -> LinearFeaturesConfig:
         if len(self.lambdas) != len(self.rhos) or not self.lambdas:
@@ -292,7 +295,15 @@ def first_learned(times: list[float]) -> float:
     return float(min(range(len(times)), key=times.__getitem__))
 
 
-@METHODS.register("deep_linear_ssl", DeepLinearSSLConfig)
+def metric_names(cfg: DeepLinearSSLConfig, task: LinearFeatures) -> list[str]:
+    """What evaluate() and the training step log (module docstring), for the task's features."""
+    per_feature = ("learn_time/f{i}_sim", "learn_time/f{i}_pred", "rel_err_pct/f{i}", "learned/f{i}", "product/f{i}",
+                   "fixed_point/f{i}", "train/progress/f{i}")
+    return ["sim_time", "train/sim_time", "first/sim", "first/pred",
+            *(name.format(i=i) for i in range(task.dim) for name in per_feature)]
+
+
+@METHODS.register("deep_linear_ssl", DeepLinearSSLConfig, metrics=metric_names)
 def build_method(cfg: DeepLinearSSLConfig, model: nn.Module, task: Task) -> DeepLinearSSL:
     if not isinstance(model, DeepLinear) or not isinstance(task, LinearFeatures):
         raise TypeError(

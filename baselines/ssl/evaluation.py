@@ -43,6 +43,17 @@ def probe_name(cfg: ComponentConfig) -> str:
     return cfg.name if cfg.labels is None else f"{cfg.name}_{cfg.labels}"
 
 
+COLLAPSE_METRICS = ("std_mean", "std_min", "eff_rank", "eff_rank_centered", "log2_rank_centered", "content_share")
+
+
+def probe_metric_names(cfg: ProbedConfig) -> list[str]:
+    """The names probe_metrics returns for `cfg` at the final evaluation (what an SSL method declares)."""
+    names = [f"collapse/{k}" for k in COLLAPSE_METRICS]
+    for p in cfg.probes:
+        names += [f"probe/{probe_name(p)}", *(f"probe_chosen/{probe_name(p)}_{k}" for k in p.chooses)]
+    return names
+
+
 def probe_metrics(
     rep: Representation, task: LabeledTask, splits: Mapping[str, LabeledBatch], cfg: ProbedConfig, final: bool
 ) -> dict[str, float]:

@@ -27,7 +27,7 @@ rounding, which is coarse on a small grid (e.g. 4 x 4).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -193,6 +193,7 @@ MASKS.register("block", BlockMaskConfig)(BlockSampler)
 
 
 class StripsMaskConfig(ComponentConfig):
+    STATS: ClassVar[tuple[str, ...]] = ("mask/strip_dim",)
     name: Literal["strips"] = "strips"
     axes: tuple[str, ...] = ("time", "freq")  # the axis of a batch's strips is drawn uniformly from these
     n_targets: int = Field(default=2, ge=1)  # strips per sample (distinct, non-overlapping)

@@ -91,6 +91,13 @@ def build_mask_sampler(cfg: ComponentConfig, layout: Layout) -> MaskSampler:
     return MASKS.get(cfg.name).build(cfg, layout)
 
 
+def mask_stat_names(cfg: ComponentConfig) -> list[str]:
+    """The Masks.stats keys the sampler of `cfg` logs: its config class's STATS and those of the mask configs
+    it holds (a curriculum's easy and hard samplers)."""
+    held = [v for v in (getattr(cfg, f) for f in type(cfg).model_fields) if isinstance(v, ComponentConfig)]
+    return [*getattr(type(cfg), "STATS", ()), *(n for c in held for n in mask_stat_names(c))]
+
+
 class MaskStream:
     """A method's collate: draws each training batch's masks, counting batches to know the progress."""
 

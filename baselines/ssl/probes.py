@@ -63,6 +63,7 @@ class ProbeConfig(ComponentConfig):
     """Base of every probe config (module docstring)."""
 
     reads_tokens: ClassVar[bool] = False  # True: the probe reads tokens [S, N, D], not pooled features
+    chooses: ClassVar[tuple[str, ...]] = ()  # the keys of its ProbeResult.chosen
     labels: int | None = Field(default=None, ge=2)
     label_seed: int = 0
     final_only: bool = False
@@ -86,6 +87,7 @@ def split_index(y: torch.Tensor, size: float | int, seed: int, classification: b
 
 class LinearProbeConfig(ProbeConfig):
     name: Literal["linear"] = "linear"
+    chooses: ClassVar[tuple[str, ...]] = ("l2",)
     l2: list[float] = Field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0], min_length=1)  # candidate penalties
     val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)  # held out of the fit split to choose l2
     max_iter: int = Field(default=200, ge=1)  # L-BFGS iterations

@@ -74,6 +74,16 @@ class ArithmeticConfig(ComponentConfig):
             raise ValueError(f"b_digits={self.b_digits} exceeds max_digits={self.max_digits}")
         return self
 
+    def held_bytes(self) -> dict[str, int]:
+        """The train set (incl. priming rows) and the eval sets, int64 inputs and targets (see Layout)."""
+        width_b = self.max_digits if self.b_digits is None else self.b_digits
+        row = 2 * 8 * Layout(self.op, self.max_digits, width_b).length
+        return {"train_size": self.train_size * row, "priming_k": self.priming_k * row, "test_size": self.test_size * len(self.test_digits) * row}
+
+    def dry_config(self) -> ArithmeticConfig:
+        return self.model_copy(update={"train_size": min(self.train_size, 16), "priming_k": min(self.priming_k, 2),
+                                       "test_size": min(self.test_size, 2)})
+
     @property
     def primed_digits(self) -> int:
         return self.priming_digits if self.priming_digits is not None else max(self.test_digits)

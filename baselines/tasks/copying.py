@@ -109,6 +109,13 @@ class CopyingConfig(ComponentConfig):
             return 2 * n + 3
         return n + self.ngram_n + self.lookup_answer_len + 4
 
+    def held_bytes(self) -> dict[str, int]:
+        """The eval sets (int64 inputs and targets); training rows are drawn on the fly."""
+        return {"test_size": self.test_size * sum(2 * 8 * self.example_len(n) for n in self.test_lengths)}
+
+    def dry_config(self) -> CopyingConfig:
+        return self.model_copy(update={"test_size": min(self.test_size, 2)})
+
     @property
     def task_max_len(self) -> int:
         return max(self.context_len, self.example_len(max(self.test_lengths)))

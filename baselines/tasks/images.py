@@ -81,6 +81,9 @@ class DigitsConfig(ComponentConfig):
     test_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
     split_seed: int = 0
 
+    def held_bytes(self) -> dict[str, int]:
+        return {"image_size": 1797 * 4 * self.image_size**2 * 2}  # float32 images, once upsampled and once standardized
+
 
 class DigitsTask:
     channels = 1
@@ -142,6 +145,14 @@ class ShapesConfig(ComponentConfig):
     probe_train_size: int = Field(default=2000, ge=1)  # eval split "train": what a probe is fit on
     probe_test_size: int = Field(default=1000, ge=1)  # eval split "test": what a probe is scored on
     eval_seed: int = 1234
+
+    def held_bytes(self) -> dict[str, int]:
+        """The probe's eval splits: float32 images, built from three components each."""
+        per_image = 4 * self.image_size**2 * 4
+        return {"probe_train_size": self.probe_train_size * per_image, "probe_test_size": self.probe_test_size * per_image}
+
+    def dry_config(self) -> ShapesConfig:
+        return self.model_copy(update={"probe_train_size": min(self.probe_train_size, 32), "probe_test_size": min(self.probe_test_size, 32)})
 
     @model_validator(mode="after")
     def _check(self) -> ShapesConfig:

@@ -10,13 +10,15 @@ WARM_ENV) and never runs a tensor operation, so forking it is safe.  A child kee
 process had: its own process group (signalled as a whole), PR_SET_PDEATHSIG (it dies with the warm
 process, which dies with its launcher), its own log file on stdout and stderr, the slot's environment
 (CUDA_VISIBLE_DEVICES, thread count: CUDA is never initialized before the fork).  A job whose argv is
-`python -m harness.worker ...` runs `harness.worker.main` in the child (the warm path); any other argv is
+`python -m harness.worker ...` runs `harness.worker.main` in the child (the warm path; also the modules of
+WARM_MODULES, e.g. the Hydra launcher's jobs); any other argv is
 exec'd there (a cold start, e.g. a test's script).  Exit codes are a subprocess's: negative = killed by
 that signal.  SIGTERM to the warm process (its launcher died, or stopped it) stops its children (SIGTERM,
 SIGKILL after a grace period) before it exits; EOF on its stdin ends it once its children are gone."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import select
@@ -32,6 +34,8 @@ from typing import Any, TextIO
 from harness.backends.base import PARENT_PID_ENV, SINGLE_THREAD_ENV, set_parent_death_signal, terminate_groups
 
 WORKER_MODULE = "harness.worker"
+# modules whose `main(argv) -> int` runs in a forked child (the warm path): runs and trials, Hydra launcher jobs
+WARM_MODULES = (WORKER_MODULE, "hydra_plugins.harness_launcher.job")
 WARM_COMMAND = "from harness.backends.warm import main; main()"  # not -m: the package imports this module
 WARM_ENV = {"JE_ARROW_MALLOC_CONF": "background_thread:false"}  # pyarrow's jemalloc starts no thread
 GRACE_S = 5.0
@@ -40,7 +44,7 @@ WARM_DIED = -int(signal.SIGKILL)  # exit code of the jobs in flight when the war
 
 
 def is_worker_command(argv: list[str]) -> bool:
-    return argv[1:3] == ["-m", WORKER_MODULE]
+    return len(argv) >= 3 and argv[1] == "-m" and argv[2] in WARM_MODULES
 
 
 # ---------------------------------------------------------------- the launcher's side
@@ -247,11 +251,10 @@ def _child(request: dict[str, Any], parent: int, close_fds: list[int]) -> None:
         argv = request["argv"]
         if not is_worker_command(argv):
             os.execvpe(argv[0], argv, os.environ)
-        from harness import worker
-
-        sys.argv = [WORKER_MODULE, *argv[3:]]
+        module = importlib.import_module(argv[2])
+        sys.argv = [argv[2], *argv[3:]]
         try:
-            rc = worker.main(argv[3:])
+            rc = module.main(argv[3:])
         except SystemExit as e:  # argparse
             rc = e.code if isinstance(e.code, int) else 1
     except BaseException:

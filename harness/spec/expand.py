@@ -60,11 +60,11 @@ def _product(axes: dict[str, list[Any]], where: KeyPath, base: Point) -> list[Po
     return out
 
 
-def resolve(base: dict[str, Any], point: Point) -> dict[str, Any]:
+def resolve(base: dict[str, Any], point: Point, dropped: list[str] | None = None) -> dict[str, Any]:
     tree = merge({}, base)
-    # component names first: switching a component resets its parameters
+    # component names first: switching a component keeps only the parameters the new one has
     for path in sorted(point.values, key=lambda p: not p.endswith(".name")):
-        set_path(tree, path, point.values[path])
+        set_path(tree, path, point.values[path], dropped)
     return tree
 
 
@@ -128,22 +128,24 @@ class _Runs:
         """The runs of `spec`'s points and ablations on `base`, each over `seeds`."""
         added: list[RunSpec] = []
 
-        def add(raw: dict[str, Any], point: Point, base_path: KeyPath, ablation: str) -> None:
+        def add(raw: dict[str, Any], point: Point, base_path: KeyPath, ablation: str, dropped: list[str]) -> None:
             if source is not None:
                 raw = {**raw, "source": {"stage": source.stage, "run_id": source.run_id, "config": source.config.model_dump(mode="json")}}
             # a `seed` axis (e.g. per `when` branch) takes the place of the suite's `seeds`
             for seed in [raw["seed"]] if "seed" in point.values else seeds:
                 cfg = validate_config({**raw, "seed": seed}, _locate_for(self.loaded, point, base_path, at))
-                run = RunSpec.create(self.loaded.spec.name, cfg, point.labels, ablation, stage, source.name if source else "")
+                run = RunSpec.create(self.loaded.spec.name, cfg, point.labels, ablation, stage, source.name if source else "", dropped)
                 if run.run_id not in self.seen:  # identical configs are one run
                     self.seen.add(run.run_id)
                     self.runs.append(run)
                     added.append(run)
 
         for p in grid_points(self.loaded, spec, base, at):
-            add(resolve(base, p), p, at + ("defaults",), "")
+            dropped: list[str] = []
+            add(resolve(base, p, dropped), p, at + ("defaults",), "", dropped)
         for name, diff in spec.ablations.items():
-            add(merge(base, diff), Point(), at + ("ablations", name), name)
+            dropped = []
+            add(merge(base, diff, dropped=dropped), Point(), at + ("ablations", name), name, dropped)
         return added
 
 
@@ -164,7 +166,8 @@ def expand_stage(loaded: LoadedSuite, name: str, sources: list[RunSpec]) -> list
     runs = _Runs(loaded)
     added = []
     for src in matching:
-        base = merge(src.config.model_dump(mode="json", exclude={"source"}), stage.defaults)
+        # the source's config as written (not its defaults): a switched component keeps only what was set
+        base = merge(src.config.model_dump(mode="json", exclude={"source"}, exclude_unset=True), stage.defaults)
         added += runs.add_grid(stage, base, stage.seeds or [src.config.seed], at, name, src)
     check_sources(loaded, added, {r.run_id: r for r in matching}, at)
     check_tune(loaded, stage.tune, added, stage_seeds(loaded, name, added), at)
@@ -215,3 +218,19 @@ def check_tune(loaded: LoadedSuite, blocks: list[TuneSpec], runs: list[RunSpec],
             raise SpecError(loaded.locator.find(at + ("tune", i, "name")), f"duplicate tune block name '{block.name}'")
         names.add(block.name)
         check_block(block, i, runs, seeds, loaded.locator, at)
+
+
+def locate_run(loaded: LoadedSuite, run: RunSpec):
+    """Where the suite wrote a config path of an expanded run (its grid / zip / when axis, its ablation, its
+    stage's or the suite's defaults; a stage run's inherited value: the stage's `from`): a Locate."""
+    at: KeyPath = ("stages", run.stage) if run.source_name else ()
+    base = at + (("ablations", run.ablation) if run.ablation else ("defaults",))
+    n = len(at)
+    sources: dict[str, KeyPath] = {}
+    for axis in run.labels:
+        for key in loaded.locator.locs:
+            if key and key[:n] == at and key[-1] == axis and (
+                    (len(key) == n + 2 and key[n] in ("grid", "zip")) or (len(key) == n + 4 and key[n] == "when" and key[n + 2] == "grid")):
+                sources[axis] = key
+                break
+    return _locate_for(loaded, Point(sources=sources), base, at)

@@ -3,7 +3,6 @@ of every key kept so that any later error can name file:line and key path."""
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -13,13 +12,14 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from harness.registry import did_you_mean
+from harness.spec import interpolate
+from harness.spec import overrides as hydra_overrides
 from harness.spec.errors import Loc, SpecError
 from harness.spec.models import CONFIG_KEYS, GridSpec, Label, RunConfig, SuiteSpec
 from harness.spec.tree import merge
-from harness.spec.yamlio import KeyPath, format_path, load_yaml, parse_yaml
+from harness.spec.yamlio import KeyPath, format_path, load_yaml
 
 UNIONS = (typing.Union, types.UnionType, typing.Annotated)
-AXIS_SECTIONS = ("grid", "zip")  # their keys are dotted config paths, kept whole
 DIFF_SECTIONS = ("defaults",)  # nested config dicts in which dotted keys are expanded
 
 
@@ -42,6 +42,7 @@ class LoadedSuite:
     spec: SuiteSpec
     path: Path
     locator: Locator
+    dropped: list[str] = field(default_factory=list)  # suite keys dropped by a component switch (include, overrides)
 
 
 def _undot(d: Any, path: KeyPath, loc: Locator) -> Any:
@@ -77,7 +78,7 @@ def _normalize(data: dict[str, Any], loc: Locator, at: KeyPath = ()) -> dict[str
     return data
 
 
-def _read(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], Locator]:
+def _read(path: Path, seen: tuple[Path, ...], dropped: list[str]) -> tuple[dict[str, Any], Locator]:
     data, lines = load_yaml(path)
     loc = Locator({p: Loc(str(path), n, format_path(p)) for p, n in lines.items()}, Loc(str(path), 1, ""))
     if not isinstance(data, dict):
@@ -97,63 +98,10 @@ def _read(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], Locator]:
         raise SpecError(loc.find(("include",)), f"include cycle through {base_path.name}")
     if not found:
         raise SpecError(loc.find(("include",)), f"included file not found: {inc}")
-    base, base_loc = _read(base_path, seen + (base_path,))
-    merged = merge(base, {k: v for k, v in data.items() if k != "include"})
+    base, base_loc = _read(base_path, seen + (base_path,), dropped)
+    merged = merge(base, {k: v for k, v in data.items() if k != "include"}, dropped=dropped)
     merged["include"] = inc
     return merged, Locator({**base_loc.locs, **loc.locs}, loc.root)
-
-
-def parse_override(text: str) -> tuple[KeyPath, Any]:
-    """`defaults.model.d_model=128` or `grid.model.pos_emb=[abs,rope]` -> (key path, value)."""
-    where = Loc("<override>", 0, text)
-    if "=" not in text:
-        raise SpecError(where, "an override is key.path=value")
-    key, raw = text.split("=", 1)
-    try:  # the same plain-YAML rules as a suite file: no tags, no recursive aliases, no alias bombs
-        value = parse_yaml(raw, "<override>")[0] if raw.strip() else None
-    except SpecError as e:
-        raise SpecError(where, f"cannot parse value {raw!r}: {e.message}") from None
-    parts = key.strip().split(".")
-    if not all(parts):
-        raise SpecError(where, f"bad key path {key!r}")
-    if parts[0] == "include":
-        raise SpecError(where, "'include' is read from the suite file; it cannot be overridden")
-    if parts[0] == "stages" and len(parts) > 3 and parts[2] in AXIS_SECTIONS:  # stages.<name>.grid.<dotted axis>
-        return (*parts[:3], ".".join(parts[3:])), value
-    if parts[0] in AXIS_SECTIONS and len(parts) > 1:
-        return (parts[0], ".".join(parts[1:])), value
-    if parts[0] == "ablations" and len(parts) > 2:
-        return (parts[0], parts[1], *parts[2:]), value
-    return tuple(int(p) if re.fullmatch("[0-9]+", p) else p for p in parts), value
-
-
-def _index(node: list[Any], part: Any, at: KeyPath, where: Loc) -> int:
-    if isinstance(part, int) and part < len(node):
-        return part
-    raise SpecError(where, f"{format_path(at)} is a list of {len(node)}: {part!r} is not an index in it")
-
-
-def apply_override(data: dict[str, Any], loc: Locator, path: KeyPath, value: Any, text: str) -> None:
-    where = Loc("<override>", 0, text)
-    node: Any = data
-    for i, part in enumerate(path[:-1]):
-        if isinstance(node, list):
-            node = node[_index(node, part, path[:i], where)]
-            continue
-        if not isinstance(node, dict):
-            raise SpecError(where, f"{format_path(path[: i + 1])} is not a mapping")
-        if not isinstance(node.get(part), (dict, list)):
-            node[part] = {}
-            loc.locs[path[: i + 1]] = where  # made by the override: its errors name the override
-        node = node[part]
-    if isinstance(node, list):
-        node[_index(node, path[-1], path[:-1], where)] = merge(None, value)
-    elif isinstance(node, dict):
-        node[path[-1]] = merge(node.get(path[-1]), value)
-    else:
-        raise SpecError(where, "cannot set a key inside a scalar")
-    loc.locs = {p: l for p, l in loc.locs.items() if p[: len(path)] != path}
-    loc.locs[path] = Loc("<override>", 0, text)
 
 
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -243,9 +191,13 @@ def _check_axes(spec: GridSpec, loc: Locator, at: KeyPath = ()) -> None:
 
 
 def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
+    """Read the suite (and its includes), apply the overrides (Hydra's grammar, harness.spec.overrides),
+    resolve `${path}` interpolations, validate."""
     path = Path(path)
+    edits = hydra_overrides.parse(list(overrides))  # a grammar error before the file is read
+    dropped: list[str] = []
     try:
-        data, loc = _read(path.resolve(), (path.resolve(),))
+        data, loc = _read(path.resolve(), (path.resolve(),), dropped)
     except SpecError as e:  # the file's own errors name it as the user gave it
         if e.loc.file != str(path.resolve()):
             raise
@@ -253,10 +205,8 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
     # report paths as the user gave them
     loc.locs = {p: Loc(str(path) if l.file == str(path.resolve()) else l.file, l.line, l.key) for p, l in loc.locs.items()}
     loc.root = Loc(str(path), 1, "")
-    for text in overrides:
-        kp, value = parse_override(text)
-        apply_override(data, loc, kp, value, text)
-    data = _normalize(data, loc)
+    hydra_overrides.apply(data, loc, edits, dropped)
+    data = interpolate.resolve(_normalize(data, loc), loc.find)
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as err:
@@ -264,4 +214,4 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
     _check_axes(spec, loc)
     for name, stage in spec.stages.items():
         _check_axes(stage, loc, ("stages", name))
-    return LoadedSuite(spec, path, loc)
+    return LoadedSuite(spec, path, loc, dropped)

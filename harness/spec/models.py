@@ -145,12 +145,14 @@ class RunSpec(Strict):
     tuned: dict[str, Scalar] = Field(default_factory=dict, description="config path -> value set by a tune block")
     stage: str = Field("", description="the stage of a suite that declares stages (its first stage: the suite's `stage`)")
     source_name: str = Field("", description="a stage run's source run, by name")
+    dropped: list[str] = Field(default_factory=list, description="suite parameters this run's components do not have "
+                                                                 "(dropped when a component's name was switched)")
 
     @classmethod
     def create(cls, suite: str, config: RunConfig, labels: dict[str, Label], ablation: str = "", stage: str = "",
-               source_name: str = "") -> RunSpec:
+               source_name: str = "", dropped: list[str] = ()) -> RunSpec:
         return cls(run_id=config.content_hash(), suite=suite, config=config, labels=labels, ablation=ablation,
-                   stage=stage, source_name=source_name)
+                   stage=stage, source_name=source_name, dropped=sorted(set(dropped)))
 
     @property
     def name(self) -> str:

@@ -94,7 +94,7 @@ def cells(block: TuneSpec, runs: list[RunSpec], seeds: list[int]) -> list[Cell]:
 
 def with_values(run: RunSpec, values: dict[str, Any], locate, seed: int | None = None) -> RunSpec:
     """`run` with config paths set to `values` (re-validated; the run_id follows the new config)."""
-    tree = run.config.model_dump(mode="json")
+    tree = run.config.model_dump(mode="json", exclude_unset=True)  # as written: a switched component keeps only what was set
     for path, value in values.items():
         set_path(tree, path, value)
     if seed is not None:

@@ -112,7 +112,7 @@ class NeedsTokensConfig(ComponentConfig):
     pass
 
 
-METHODS.register("needs_tokens", NeedsTokensConfig, requires={"tokens"})(lambda cfg, model, task: None)
+METHODS.register("needs_tokens", NeedsTokensConfig, requires={"tokens"}, metrics=lambda cfg, task: [])(lambda cfg, model, task: None)
 
 
 # ---------------------------------------------------------------- execution pieces
