@@ -286,7 +286,9 @@ class MambaBlock(nn.Module):
         xs = F.silu(xs)  # (on the strided conv view, SiLU's backward took 7x as long as on a contiguous copy)
         dt, B, C = self._ssm_params(xs)
         scan = self.scan or pick_scan(self.scan_mode, xs.device)
-        y = scan(xs, dt, -torch.exp(self.A_log), B, C, self.D)  # [B, T, E]
+        with torch.autocast(xs.device.type, enabled=False):  # under bf16/fp16 autocast the scan runs in the
+            A = -torch.exp(self.A_log)  # parameters' dtype (as in mamba_ssm); a no-op without autocast
+            y = scan(xs.to(A.dtype), dt.to(A.dtype), A, B.to(A.dtype), C.to(A.dtype), self.D)  # [B, T, E]
         return self.out_proj(y * F.silu(z))  # [B, T, C]
 
     def init_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator
 
 from harness.registry import REGISTRIES, ComponentConfig
 from harness.spec.base import Label, Scalar, Strict  # noqa: F401  (re-exported)
@@ -48,6 +48,21 @@ class TrainingConfig(Strict):
     checkpoint_every: Optional[int] = Field(
         None, ge=1, description="steps between resume checkpoints (a retried or rerun attempt resumes); null = none"
     )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="bf16 / fp16: the loss under torch.autocast (fp16 with a dynamic grad scaler); weights, "
+        "optimizer and evaluation stay fp32")
+    tf32: bool = Field(True, description="CUDA only: TF32 tensor cores for fp32 matmuls and convolutions")
+    micro_batch_size: Optional[int] = Field(
+        None, ge=1, description="gradient accumulation: each step's batch_size rows in micro-batches of this many; null = one")
+    compile: bool = Field(False, description="torch.compile the module (in place) before training")
+
+    @field_validator("micro_batch_size")
+    @classmethod
+    def _micro_batches_divide(cls, v: Optional[int], info: ValidationInfo) -> Optional[int]:
+        batch = info.data.get("batch_size")  # absent when batch_size itself failed validation
+        if v is not None and batch is not None and batch % v:
+            raise ValueError(f"micro_batch_size={v} must divide batch_size={batch}")
+        return v
 
 
 class EvaluationConfig(Strict):
@@ -58,6 +73,10 @@ COMPONENT_FIELDS = ("task", "model", "method")
 # Operational settings left out of the run_id: resuming from a checkpoint is bit-identical to an
 # uninterrupted run, so turning checkpoints on for a finished suite retrains nothing.
 NOT_HASHED = (("training", "checkpoint_every"),)
+# Settings added after runs existed: left out of the run_id while at their default, so that the runs of a
+# store made before them keep their run_ids (and are not retrained); set to anything else, they are hashed.
+HASHED_UNLESS_DEFAULT = (("training", "precision"), ("training", "tf32"), ("training", "micro_batch_size"),
+                         ("training", "compile"))
 
 
 class Source(Strict):
@@ -97,6 +116,9 @@ class RunConfig(Strict):
         data = self.model_dump(mode="json")
         for section, key in NOT_HASHED:
             data[section].pop(key)
+        for section, key in HASHED_UNLESS_DEFAULT:
+            if data[section][key] == type(getattr(self, section)).model_fields[key].default:
+                data[section].pop(key)
         if self.source is None:
             data.pop("source")  # configs without a source hash as they did before stages existed
         else:

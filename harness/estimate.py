@@ -1,0 +1,99 @@
+"""What one run costs, without training it: `estimate(cfg) -> Estimate(params, flops_per_step, memory_bytes)`.
+
+The task is built for real (on CPU: one training batch is drawn from it), the model and method on the
+meta device (no memory, no compute: a 150M-parameter model costs nothing to build).  One micro-batch's
+loss and backward are then traced on meta tensors:
+
+    params          every parameter of the method's module (weights of frozen parts, e.g. an EMA target,
+                    are in `module` too when the method keeps them there)
+    flops_per_step  forward + backward FLOPs of the matmuls and convolutions of one optimizer step (all its
+                    micro-batches), counted by torch.utils.flop_counter; elementwise ops (activations, norms,
+                    softmax, a recurrent scan's updates) are not counted, as is usual for MFU
+    memory_bytes    weights + gradients + optimizer state (fp32) + the activations one micro-batch saves
+                    for backward (each saved tensor counted once, parameters excluded), in fp32: under
+                    bf16/fp16 autocast the matmul outputs are half as large, so read it as an upper bound
+                    of the steady state (allocator slack and transient buffers not included)
+
+`.item()` on a meta tensor (a method's logged accuracy, an examples count) reads 0 during the trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from harness.components import METHODS, MODELS, TASKS
+from harness.spec.models import RunConfig
+from harness.train.precision import micro_batches
+
+META = torch.device("meta")
+OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 1}  # fp32 tensors per parameter (moments / momentum)
+
+
+class Estimate(NamedTuple):
+    params: int
+    flops_per_step: float
+    memory_bytes: int
+
+    def total_flops(self, steps: int) -> float:
+        return self.flops_per_step * steps
+
+
+class _ScalarsReadZero(TorchDispatchMode):
+    """`.item()` / `bool()` of a meta tensor returns 0 instead of raising (module docstring)."""
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if func is torch.ops.aten._local_scalar_dense.default and args[0].is_meta:
+            return 0
+        return func(*args, **(kwargs or {}))
+
+
+class _SavedBytes:
+    """Bytes of the tensors autograd saves for backward (each storage base once, parameters excluded)."""
+
+    def __init__(self, params: set[int]) -> None:
+        self.params, self.seen, self.bytes = params, set(), 0
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        base = t if t._base is None else t._base
+        if id(base) not in self.params and id(base) not in self.seen:
+            self.seen.add(id(base))
+            self.bytes += base.nelement() * base.element_size()
+        return t
+
+
+def estimate(cfg: RunConfig) -> Estimate:
+    """See the module docstring.  A stage run is estimated as its own architecture (its source's weights
+    do not change the cost of a step).  A component that cannot be built or run on the meta device (one
+    that reads its own values while it is built, e.g. the deep linear networks) is traced on CPU instead."""
+    task = TASKS.get(cfg.task.name).build(cfg.task, cfg.seed)
+    data_gen = torch.Generator().manual_seed(cfg.seed)
+    batch = next(task.train_batches(cfg.training.batch_size, data_gen))
+    try:
+        return _trace(cfg, task, batch, META)
+    except NotImplementedError:  # "Cannot copy out of meta tensor": the component needs real values
+        return _trace(cfg, task, batch, torch.device("cpu"))
+
+
+def _trace(cfg: RunConfig, task: Any, batch: Any, device: torch.device) -> Estimate:
+    with _ScalarsReadZero(), torch.device(device):
+        model = MODELS.get(cfg.model.name).build(cfg.model, task)
+        method = METHODS.get(cfg.method.name).build(cfg.method, model, task)
+    params = list(method.module.parameters())
+    n_params = sum(p.numel() for p in params)
+    trained = sum(p.numel() for p in params if p.requires_grad)
+    parts = list(micro_batches(method, method.collate(batch, torch.Generator().manual_seed(cfg.seed + 1)),
+                               cfg.training.micro_batch_size))
+    flops = FlopCounterMode(display=False)
+    saved = _SavedBytes({id(p) for p in params})
+    with _ScalarsReadZero(), flops:
+        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
+            loss = method.loss(parts[0][0].to(device)).loss
+        if loss.requires_grad:
+            loss.backward()
+    per_step = float(flops.get_total_flops()) * len(parts)  # the micro-batches of a step have equal shapes
+    state = 4 * (n_params + trained * (1 + OPTIMIZER_STATES[cfg.optimizer.name]))  # weights, grads, moments
+    return Estimate(n_params, per_step, state + saved.bytes)
