@@ -30,15 +30,41 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for name in names:
         try:
             loaded, runs = load_and_expand(name)
-            print(f"ok  {loaded.path}: {len(runs)} runs")
+            profiles = [f"{p} {len(load_and_expand(name, profile=p)[1])} runs" for p in loaded.spec.profiles]
+            print(f"ok  {loaded.path}: {len(runs)} runs" + (f" (profiles: {', '.join(profiles)})" if profiles else ""))
         except SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             bad += 1
     return 2 if bad else 0
 
 
+def _si(x: float, unit: str) -> str:
+    for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def print_costs(suite, console: Console) -> None:
+    """Per distinct configuration: parameters, FLOPs per step and per run, memory (harness.estimate)."""
+    from harness import pipeline
+
+    table = Table(title="cost per run (harness.estimate: matmul FLOPs of forward + backward; memory = weights, grads, "
+                        "optimizer state, activations of one micro-batch)")
+    for col in ("configuration", "runs", "params", "FLOPs / step", "steps", "FLOPs / run", "memory"):
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    total = 0.0
+    for c in pipeline.costs(suite):
+        e = c.estimate
+        total += e.total_flops(c.steps) * c.runs
+        table.add_row(c.label, str(c.runs), f"{e.params:,}", _si(e.flops_per_step, "FLOP"), f"{c.steps:,}",
+                      _si(e.total_flops(c.steps), "FLOP"), _si(e.memory_bytes, "B"))
+    console.print(table)
+    console.print(f"all runs: {_si(total, 'FLOP')} of training (tuning trials and evaluation not included)")
+
+
 def cmd_expand(args: argparse.Namespace) -> int:
-    loaded, runs = load_and_expand(args.suite, args.overrides)
+    loaded, runs = load_and_expand(args.suite, args.overrides, args.profile)
     staged = bool(loaded.spec.stages)
     table = Table(title=f"{loaded.spec.name}: {len(runs)} runs")
     for col in ("run_id", *(("stage", "from (run_id)") if staged else ()), "ablation", "run"):
@@ -55,6 +81,10 @@ def cmd_expand(args: argparse.Namespace) -> int:
     for block in loaded.spec.tune:
         console.print(f"tune block '{block.name}': {', '.join(block.space)} of these runs are replaced by each cell's best "
                       f"params ({block.trials} trials per {' x '.join(block.per) or 'suite'} cell) when the suite runs")
+    if args.profile or args.estimate:
+        from harness import pipeline  # torch: only when the costs are asked for
+
+        print_costs(pipeline.Suite(loaded, runs, list(args.overrides)), console)
     return 0
 
 
@@ -82,7 +112,7 @@ def _executing(args: argparse.Namespace, body: Callable[..., int], what_stopped:
         from harness.session import Interrupted
         from harness.state import SuiteBusy
 
-        suite = pipeline.load(args.suite, args.overrides, args.backend)
+        suite = pipeline.load(args.suite, args.overrides, args.backend, args.profile)
         try:
             return body(pipeline, suite, warm)
         except SuiteBusy as e:
@@ -128,7 +158,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness import pipeline
 
-    suite = pipeline.load(args.suite, args.overrides)
+    suite = pipeline.load(args.suite, args.overrides, profile=args.profile)
     console = Console(stderr=True)
     result = pipeline.report(suite, args.tracking_uri, args.storage, Path(args.reports_dir), console)
     _print_report(result)
@@ -157,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
         p.add_argument("overrides", nargs="*", help="key.path=value overrides, re-validated")
         p.set_defaults(fn=fn)
+        p.add_argument("--profile", default=None, help="apply the suite's profile NAME (its `profiles:`) to every run")
+        if name == "expand":
+            p.add_argument("--estimate", action="store_true", help="print each configuration's parameters, FLOPs and memory "
+                                                                   "(always with --profile)")
         if name in ("run", "tune", "report"):
             p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///./mlflow.db)")
             p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: optuna-journal.log next to the MLflow store)")

@@ -1,18 +1,21 @@
 """What one run costs, without training it: `estimate(cfg) -> Estimate(params, flops_per_step, memory_bytes)`.
 
-The task is built for real (on CPU: one training batch is drawn from it), the model and method on the
-meta device (no memory, no compute: a 150M-parameter model costs nothing to build).  One micro-batch's
+The task is built for real (on CPU, cut down to what one training batch needs: `ComponentConfig.for_estimate`;
+one batch is drawn from it), the model and method on the meta device (no memory, no compute: a
+150M-parameter model costs nothing to build).  One micro-batch's
 loss and backward are then traced on meta tensors:
 
     params          every parameter of the method's module (weights of frozen parts, e.g. an EMA target,
                     are in `module` too when the method keeps them there)
     flops_per_step  forward + backward FLOPs of the matmuls and convolutions of one optimizer step (all its
                     micro-batches), counted by torch.utils.flop_counter; elementwise ops (activations, norms,
-                    softmax, a recurrent scan's updates) are not counted, as is usual for MFU
+                    softmax, a recurrent scan's updates) are not counted, as is usual for MFU.  On meta an
+                    nn.LSTM decomposes into its gate matmuls (on CPU it is one fused kernel the counter
+                    cannot see into, which is why the trace runs on meta)
     memory_bytes    weights + gradients + optimizer state (fp32) + the activations one micro-batch saves
                     for backward (each saved tensor counted once, parameters excluded), in fp32: under
                     bf16/fp16 autocast the matmul outputs are half as large, so read it as an upper bound
-                    of the steady state (allocator slack and transient buffers not included)
+                    of the steady state (allocator slack, transient buffers and the data set not included)
 
 `.item()` on a meta tensor (a method's logged accuracy, an examples count) reads 0 during the trace.
 """
@@ -65,11 +68,18 @@ class _SavedBytes:
         return t
 
 
-def estimate(cfg: RunConfig) -> Estimate:
-    """See the module docstring.  A stage run is estimated as its own architecture (its source's weights
-    do not change the cost of a step).  A component that cannot be built or run on the meta device (one
-    that reads its own values while it is built, e.g. the deep linear networks) is traced on CPU instead."""
-    task = TASKS.get(cfg.task.name).build(cfg.task, cfg.seed)
+def estimate(cfg: RunConfig, tasks: dict[str, Any] | None = None) -> Estimate:
+    """See the module docstring.  The task is built from `cfg.task.for_estimate(batch_size)` (the same
+    batch shapes, cheap to build; `tasks` caches them by config across calls).  A stage run is estimated
+    as its own architecture (its source's weights do not change the cost of a step).  A component that
+    cannot be built or run on the meta device (one that reads its own values while it is built, e.g. the
+    deep linear networks) is traced on CPU instead."""
+    sized = cfg.task.for_estimate(cfg.training.batch_size)
+    key = sized.model_dump_json()
+    tasks = {} if tasks is None else tasks
+    if key not in tasks:
+        tasks[key] = TASKS.get(cfg.task.name).build(sized, cfg.seed)
+    task = tasks[key]
     data_gen = torch.Generator().manual_seed(cfg.seed)
     batch = next(task.train_batches(cfg.training.batch_size, data_gen))
     try:

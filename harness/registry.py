@@ -24,6 +24,12 @@ class ComponentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
 
+    def for_estimate(self, batch_size: int) -> ComponentConfig:
+        """The same component, cheap to build, whose training batches of `batch_size` have the same shapes
+        (harness.estimate sizes a run without training it: e.g. a task's fixed training set cut down to one
+        batch).  Default: the config itself."""
+        return self
+
 
 class RegistryError(LookupError):
     """An unknown name was looked up; the message carries a did-you-mean hint."""

@@ -74,6 +74,10 @@ class ArithmeticConfig(ComponentConfig):
             raise ValueError(f"b_digits={self.b_digits} exceeds max_digits={self.max_digits}")
         return self
 
+    def for_estimate(self, batch_size: int) -> ArithmeticConfig:
+        """Every row has the same fixed-width layout: one batch worth of training rows has the run's shapes."""
+        return self.model_copy(update={"train_size": batch_size, "priming_k": 0, "test_size": 1})
+
     @property
     def primed_digits(self) -> int:
         return self.priming_digits if self.priming_digits is not None else max(self.test_digits)

@@ -103,6 +103,10 @@ class CopyingConfig(ComponentConfig):
             )
         return self
 
+    def for_estimate(self, batch_size: int) -> CopyingConfig:
+        """Training rows are context_len long whatever the test set: one test string per length is enough."""
+        return self.model_copy(update={"test_size": 1})
+
     def example_len(self, n: int) -> int:
         """Tokens in one example whose string has n letters."""
         if self.mode in ("copy", "dup_ngram"):

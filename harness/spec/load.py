@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from harness.registry import did_you_mean
 from harness.spec.errors import Loc, SpecError
 from harness.spec.models import CONFIG_KEYS, GridSpec, Label, RunConfig, SuiteSpec
+from harness.spec.profiles import apply_profile
 from harness.spec.tree import merge
 from harness.spec.yamlio import KeyPath, format_path, load_yaml, parse_yaml
 
@@ -242,7 +243,8 @@ def _check_axes(spec: GridSpec, loc: Locator, at: KeyPath = ()) -> None:
             seen[axis] = where
 
 
-def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
+def load_suite(path: str | Path, overrides: list[str] = (), profile: str | None = None) -> LoadedSuite:
+    """Read, merge (include, then `profile`, then `overrides`), validate."""
     path = Path(path)
     try:
         data, loc = _read(path.resolve(), (path.resolve(),))
@@ -253,6 +255,10 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
     # report paths as the user gave them
     loc.locs = {p: Loc(str(path) if l.file == str(path.resolve()) else l.file, l.line, l.key) for p, l in loc.locs.items()}
     loc.root = Loc(str(path), 1, "")
+    if "profile" in data:
+        raise SpecError(loc.find(("profile",)), "'profile' is chosen with --profile NAME, not written in a suite")
+    if profile is not None:
+        data = apply_profile(data, loc, profile, _normalize)
     for text in overrides:
         kp, value = parse_override(text)
         apply_override(data, loc, kp, value, text)

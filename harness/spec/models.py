@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator
@@ -100,6 +101,7 @@ class RunConfig(Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     seed: int = 0
     source: Optional[Source] = None
+    profile: str = Field("", description="the suite profile the run belongs to (--profile); '' = the suite as written")
 
     @field_validator(*COMPONENT_FIELDS, mode="before")
     @classmethod
@@ -119,6 +121,8 @@ class RunConfig(Strict):
         for section, key in HASHED_UNLESS_DEFAULT:
             if data[section][key] == type(getattr(self, section)).model_fields[key].default:
                 data[section].pop(key)
+        if not self.profile:
+            data.pop("profile")  # runs of the suite as written hash as they did before profiles existed
         if self.source is None:
             data.pop("source")  # configs without a source hash as they did before stages existed
         else:
@@ -132,7 +136,7 @@ class RunConfig(Strict):
         """Flattened `a.b.c -> value` view (for MLflow params and DataFrame columns).  A stage run's source
         shows as `source.stage`, `source.run_id` and the source's own paths under `source.` (e.g.
         `source.method.mask.n_targets`)."""
-        data = self.model_dump(mode="json", exclude={"source"})
+        data = self.model_dump(mode="json", exclude={"source"} | (set() if self.profile else {"profile"}))
         out = flatten(data)
         if self.source is not None:
             out.update({"source.stage": self.source.stage, "source.run_id": self.source.run_id})
@@ -142,7 +146,8 @@ class RunConfig(Strict):
 
 Source.model_rebuild()
 COMPONENT_KEYS = COMPONENT_FIELDS
-CONFIG_KEYS = tuple(k for k in RunConfig.model_fields if k != "source")  # what a suite may write (stages set `source`)
+SET_BY_HARNESS = ("source", "profile")  # stages set `source`, --profile sets `profile`
+CONFIG_KEYS = tuple(k for k in RunConfig.model_fields if k not in SET_BY_HARNESS)  # what a suite may write
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -216,6 +221,15 @@ def _unique_seeds(v: list[int] | None) -> list[int] | None:
 def _no_source(v: dict[str, Any]) -> dict[str, Any]:
     if "source" in v:
         raise ValueError("'source' is set by stages (a stage's runs start from the runs of its `from` stage); it cannot be written")
+    if "profile" in v:
+        raise ValueError("'profile' is set by --profile NAME (a name under the suite's `profiles`); it cannot be written")
+    return v
+
+
+def _profile_names(v: dict[str, Any]) -> dict[str, Any]:
+    bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_-]+", str(k))]
+    if bad:
+        raise ValueError(f"a profile name is letters, digits, '_' and '-', got {bad[0]!r}")
     return v
 
 
@@ -253,12 +267,15 @@ class SuiteSpec(GridSpec):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     description: str = ""
     include: Optional[str] = None
-    defaults: dict[str, Any]
+    defaults: Annotated[dict[str, Any], AfterValidator(_no_source)]
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     claims: Claims = Field(default_factory=list)
     scheduler: SchedulerSpec = SchedulerSpec()
     report: ReportSpec = ReportSpec()
     stage: str = Field("main", pattern=r"^[A-Za-z0-9_-]+$", description="name of the suite's own (first) stage")
     stages: dict[str, StageSpec] = Field(default_factory=dict, description="later stages, in order (harness.spec.stages)")
+    profiles: Annotated[dict[str, dict[str, Any]], AfterValidator(_profile_names)] = Field(
+        default_factory=dict, description="named diffs on the whole suite, one applied with --profile NAME (harness.spec.profiles)")
+    profile: str = Field("", description="the profile applied: set by --profile, not written in a suite")
 
     _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))
