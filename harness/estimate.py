@@ -12,7 +12,7 @@ loss and backward are then traced on meta tensors:
                     softmax, a recurrent scan's updates) are not counted, as is usual for MFU.  On meta an
                     nn.LSTM decomposes into its gate matmuls (on CPU it is one fused kernel the counter
                     cannot see into, which is why the trace runs on meta)
-    memory_bytes    weights + gradients + optimizer state (fp32) + the activations one micro-batch saves
+    memory_bytes    weights + gradients + optimizer state (the parameters' dtype) + the activations one micro-batch saves
                     for backward (each saved tensor counted once, parameters excluded), in fp32: under
                     bf16/fp16 autocast the matmul outputs are half as large, so read it as an upper bound
                     of the steady state (allocator slack, transient buffers and the data set not included)
@@ -33,7 +33,7 @@ from harness.spec.models import RunConfig
 from harness.train.precision import micro_batches
 
 META = torch.device("meta")
-OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 1}  # fp32 tensors per parameter (moments / momentum)
+OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 1}  # tensors per parameter (moments / momentum), in its dtype
 
 
 class Estimate(NamedTuple):
@@ -68,24 +68,45 @@ class _SavedBytes:
         return t
 
 
-def estimate(cfg: RunConfig, tasks: dict[str, Any] | None = None) -> Estimate:
+def shapes(batch: Any) -> tuple:
+    """The shapes and dtypes of the tensors a batch holds (its fields, recursively): what a trace depends on."""
+    if isinstance(batch, torch.Tensor):
+        return (tuple(batch.shape), str(batch.dtype))
+    return tuple((k, shapes(v)) for k, v in sorted(vars(batch).items()) if isinstance(v, torch.Tensor) or hasattr(v, "__dict__"))
+
+
+class Cache:
+    """Estimates of one suite: tasks by (cut-down) config, traces by what they depend on (the model, the
+    method, the optimizer, the micro-batching and the batch's shapes), so that configurations differing only
+    in data values (e.g. a priming count, a training-set size) are traced once."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, Any] = {}
+        self.traces: dict[tuple, Estimate] = {}
+
+
+def estimate(cfg: RunConfig, cache: Cache | None = None) -> Estimate:
     """See the module docstring.  The task is built from `cfg.task.for_estimate(batch_size)` (the same
-    batch shapes, cheap to build; `tasks` caches them by config across calls).  A stage run is estimated
-    as its own architecture (its source's weights do not change the cost of a step).  A component that
-    cannot be built or run on the meta device (one that reads its own values while it is built, e.g. the
-    deep linear networks) is traced on CPU instead."""
+    batch shapes, cheap to build).  A stage run is estimated as its own architecture (its source's weights
+    do not change the cost of a step).  A component that cannot be built or run on the meta device (one
+    that reads its own values while it is built, e.g. the deep linear networks) is traced on CPU instead.
+    On meta every elementwise op runs through a Python reference (~0.1 ms), so a recurrent model over long
+    rows (an LSTM over 2048 steps) takes minutes to trace: `cache` keeps such traces for the suite."""
+    cache = cache or Cache()
     sized = cfg.task.for_estimate(cfg.training.batch_size)
     key = sized.model_dump_json()
-    tasks = {} if tasks is None else tasks
-    if key not in tasks:
-        tasks[key] = TASKS.get(cfg.task.name).build(sized, cfg.seed)
-    task = tasks[key]
-    data_gen = torch.Generator().manual_seed(cfg.seed)
-    batch = next(task.train_batches(cfg.training.batch_size, data_gen))
-    try:
-        return _trace(cfg, task, batch, META)
-    except NotImplementedError:  # "Cannot copy out of meta tensor": the component needs real values
-        return _trace(cfg, task, batch, torch.device("cpu"))
+    if key not in cache.tasks:
+        cache.tasks[key] = TASKS.get(cfg.task.name).build(sized, cfg.seed)
+    task = cache.tasks[key]
+    batch = next(task.train_batches(cfg.training.batch_size, torch.Generator().manual_seed(cfg.seed)))
+    trace_key = (cfg.model.model_dump_json(), cfg.method.model_dump_json(), cfg.optimizer.name, cfg.training.micro_batch_size,
+                 shapes(batch))
+    if trace_key not in cache.traces:
+        try:
+            cache.traces[trace_key] = _trace(cfg, task, batch, META)
+        except NotImplementedError:  # "Cannot copy out of meta tensor": the component needs real values
+            cache.traces[trace_key] = _trace(cfg, task, batch, torch.device("cpu"))
+    return cache.traces[trace_key]
 
 
 def _trace(cfg: RunConfig, task: Any, batch: Any, device: torch.device) -> Estimate:
@@ -94,7 +115,8 @@ def _trace(cfg: RunConfig, task: Any, batch: Any, device: torch.device) -> Estim
         method = METHODS.get(cfg.method.name).build(cfg.method, model, task)
     params = list(method.module.parameters())
     n_params = sum(p.numel() for p in params)
-    trained = sum(p.numel() for p in params if p.requires_grad)
+    weight_bytes = sum(p.numel() * p.element_size() for p in params)
+    trained_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
     parts = list(micro_batches(method, method.collate(batch, torch.Generator().manual_seed(cfg.seed + 1)),
                                cfg.training.micro_batch_size))
     flops = FlopCounterMode(display=False)
@@ -105,5 +127,5 @@ def _trace(cfg: RunConfig, task: Any, batch: Any, device: torch.device) -> Estim
         if loss.requires_grad:
             loss.backward()
     per_step = float(flops.get_total_flops()) * len(parts)  # the micro-batches of a step have equal shapes
-    state = 4 * (n_params + trained * (1 + OPTIMIZER_STATES[cfg.optimizer.name]))  # weights, grads, moments
+    state = weight_bytes + trained_bytes * (1 + OPTIMIZER_STATES[cfg.optimizer.name])  # weights, grads, moments
     return Estimate(n_params, per_step, state + saved.bytes)

@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.backends import BackendUnavailable, Pool, WarmWorkers, check_backend, make_pool, ray_address
+from harness.estimate import Cache as EstimateCache
 from harness.estimate import Estimate, estimate
 from harness.orchestrate import SuiteOutcome, run_suite
 from harness.report import ClaimResult, collect
@@ -100,12 +101,12 @@ def costs(suite: Suite) -> list[Cost]:
     groups: dict[str, list[RunSpec]] = {}
     for r in suite.runs:
         groups.setdefault(r.config.model_copy(update={"seed": 0}).canonical_json(), []).append(r)
-    tasks: dict = {}
+    cache = EstimateCache()
     out = []
     for runs in groups.values():
         first = runs[0]
         label = " ".join(part for part in first.name.split(" ") if not part.startswith("seed=")) or "(defaults)"
-        out.append(Cost(label, len(runs), first.config.training.steps, estimate(first.config, tasks)))
+        out.append(Cost(label, len(runs), first.config.training.steps, estimate(first.config, cache)))
     return out
 
 

@@ -6,10 +6,12 @@
         seeds: [0, 1, 2]
         scheduler: {slots_per_gpu: 4}
 
-A profile is merged onto the suite (after `include`, before command-line overrides) the way a suite is
-merged onto the file it includes: mappings deep-merged, lists and scalars replaced (a profile that changes
-one `when` branch writes the whole `when` list).  Dotted keys work in its `defaults` and `ablations` as in
-the suite's.  The applied profile's name is in every run's config (`profile`), so it is part of the
+A profile is applied to the suite after `include` and before command-line overrides.  Its `defaults`,
+`ablations`, `scheduler` and `report` are merged onto the suite's (mappings deep-merged, lists and scalars
+replaced, as a suite is merged onto the file it includes); every other section it writes (`grid`, `zip`,
+`when`, `exclude`, `seeds`, `tune`, `claims`, `stages`, ...) replaces the suite's whole, so that a paper
+profile states its own grid without inheriting the CPU one's axes.  Dotted keys work in its `defaults` and
+`ablations` as in the suite's.  The applied profile's name is in every run's config (`profile`), so it is part of the
 run_id: the same configuration under two profiles is two runs.  Without `--profile` a suite is run as
 written (`profile` '' in every config, run_ids as before profiles existed).  Errors in a profile's values
 name the profile's lines.
@@ -26,6 +28,7 @@ from harness.spec.yamlio import KeyPath
 
 SETTABLE = ("description", "defaults", "grid", "zip", "when", "exclude", "seeds", "ablations", "tune", "claims",
             "scheduler", "report", "stage", "stages")  # every suite key but name, include, profiles, profile
+MERGED = ("defaults", "ablations", "scheduler", "report")  # the other sections a profile writes replace the suite's
 
 
 def _leaves(d: dict[str, Any], at: KeyPath = ()) -> list[KeyPath]:
@@ -54,10 +57,12 @@ def apply_profile(data: dict[str, Any], loc: Any, name: str, normalize: Any) -> 
             hint = did_you_mean(str(key), list(SETTABLE))
             raise SpecError(loc.find(at + (key,)), f"'{key}' cannot be set by a profile{hint} (a profile sets: {', '.join(SETTABLE)})")
     diff = normalize(diff, loc, at)
-    n = len(at)
-    for path in _leaves(diff):  # a replaced value: the base's locations under it are gone
+    replaced = [(k,) for k in diff if k not in MERGED]
+    merged_leaves = [path for k in diff if k in MERGED for path in _leaves({k: diff[k]})]
+    for path in replaced + merged_leaves:  # a replaced value: the base's locations under it are gone
         loc.locs = {p: v for p, v in loc.locs.items() if p[: len(path)] != path}
+    n = len(at)
     loc.locs.update({p[n:]: v for p, v in loc.locs.items() if p[:n] == at and len(p) > n})
-    merged = merge(data, diff)
-    merged["profile"] = name
-    return merged
+    out = merge({k: v for k, v in data.items() if (k,) not in replaced}, diff)
+    out["profile"] = name
+    return out
