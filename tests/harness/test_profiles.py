@@ -54,6 +54,9 @@ def test_a_profile_is_a_diff_on_the_whole_suite_in_every_run_id(tmp_path):
     a, b = runs(same), runs(same, "paper")
     assert [r.config.model_copy(update={"profile": ""}) for r in b] == [r.config for r in a]
     assert not {r.run_id for r in a} & {r.run_id for r in b}
+    # a profile's grid replaces the suite's (its defaults merge)
+    only = write_suite(tmp_path, PROFILES.replace("    seeds: [0, 1]\n", "    seeds: [0, 1]\n    grid: {model.n_heads: [4]}\n"), "only.yaml")
+    assert [(r.config.model.pos_emb, r.config.model.n_heads, r.config.model.d_model) for r in runs(only, "paper")] == [("abs", 4, 32)] * 2
     # overrides apply on top of the profile
     assert {r.config.training.batch_size for r in runs(path, "paper", ["defaults.training.batch_size=4"])} == {4}
 
