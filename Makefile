@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUITE ?= smoke
 OVERRIDES ?=
+PROFILE ?=
 WORKERS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
@@ -28,20 +29,20 @@ $(VENV)/.installed-scale: $(VENV)/.installed requirements-scale.lock
 
 install-scale: $(VENV)/.installed-scale ## add the optional Ray backend (--backend ray) to .venv
 
-suite: install ## run a suite: make suite SUITE=name [OVERRIDES="key.path=value ..."] [WORKERS=n]
-	$(VENV)/bin/harness run $(SUITE) $(OVERRIDES) $(if $(WORKERS),--workers $(WORKERS))
+suite: install ## run a suite: make suite SUITE=name [PROFILE=paper] [OVERRIDES="key.path=value ..."] [WORKERS=n]
+	$(VENV)/bin/harness run $(SUITE) $(OVERRIDES) $(if $(PROFILE),--profile $(PROFILE)) $(if $(WORKERS),--workers $(WORKERS))
 
 validate: install ## validate every suite in suites/
 	$(VENV)/bin/harness validate
 
-expand: install ## print the runs of a suite: make expand SUITE=name
-	$(VENV)/bin/harness expand $(SUITE) $(OVERRIDES)
+expand: install ## print the runs of a suite (with PROFILE: and what each costs): make expand SUITE=name [PROFILE=paper]
+	$(VENV)/bin/harness expand $(SUITE) $(OVERRIDES) $(if $(PROFILE),--profile $(PROFILE))
 
 tune: install ## run only the tune blocks of a suite (Optuna studies; resumes): make tune SUITE=smoke_tune
-	$(VENV)/bin/harness tune $(SUITE) $(OVERRIDES) $(if $(WORKERS),--workers $(WORKERS))
+	$(VENV)/bin/harness tune $(SUITE) $(OVERRIDES) $(if $(PROFILE),--profile $(PROFILE)) $(if $(WORKERS),--workers $(WORKERS))
 
 report: install ## rebuild reports/<suite>/ from the tracking store
-	$(VENV)/bin/harness report $(SUITE) $(OVERRIDES)
+	$(VENV)/bin/harness report $(SUITE) $(OVERRIDES) $(if $(PROFILE),--profile $(PROFILE))
 
 lint: install ## ruff: pyflakes, bugbear, isort, pyupgrade (pyproject.toml [tool.ruff])
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from harness.backends.warm import WarmWorkers
 from harness.spec.errors import Loc, SpecError
-from harness.spec.find import suite_files
+from harness.spec.find import load_and_expand, suite_files
 from harness.spec.models import BACKENDS
 from harness.store import default_uri
 
@@ -40,8 +40,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             suite = pipeline.load(name, overrides)
             params = sorted({c.resources.params for c in suite.checked.configs})
             shown = f"{params[0]:,}" + (f"-{params[-1]:,}" if len(params) > 1 else "")
+            profiles = [f"{p} {len(load_and_expand(name, overrides, p)[1])} runs" for p in suite.loaded.spec.profiles]
             print(f"ok  {suite.loaded.path}: {len(suite.runs)} runs, {len(suite.checked.configs)} configurations built, "
-                  f"{shown} parameters")
+                  f"{shown} parameters" + (f" (profiles, expanded: {', '.join(profiles)})" if profiles else ""))
         except SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             bad += 1
@@ -66,10 +67,36 @@ def _print_configs(console: Console, rows) -> None:
     console.print(table)
 
 
+def _si(x: float, unit: str) -> str:
+    for scale, prefix in ((1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def print_costs(suite, console: Console) -> None:
+    """Per distinct configuration: parameters, FLOPs per step and per run, memory (harness.estimate)."""
+    from harness import pipeline
+
+    table = Table(title="cost per run (harness.estimate: matmul FLOPs of forward + backward; memory = weights, grads, "
+                        "optimizer state, activations of one micro-batch)")
+    for col in ("configuration", "runs", "params", "FLOPs / step", "steps", "FLOPs / run", "memory"):
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    total = 0.0
+    for c in pipeline.costs(suite):
+        e = c.estimate
+        total += e.total_flops(c.steps) * c.runs
+        table.add_row(c.label, str(c.runs), f"{e.params:,}", _si(e.flops_per_step, "FLOP"), f"{c.steps:,}",
+                      _si(e.total_flops(c.steps), "FLOP"), _si(e.memory_bytes, "B"))
+    console.print(table)
+    console.print(f"all runs: {_si(total, 'FLOP')} of training (tuning trials and evaluation not included)")
+
+
 def cmd_expand(args: argparse.Namespace) -> int:
     from harness import pipeline  # torch: the dry build gives the parameter counts
 
-    suite = pipeline.load(args.suite, args.overrides)
+    sizing = bool(args.profile or args.estimate)  # sizing a (GPU) job: a run too large for this machine is shown, not refused
+    suite = pipeline.load(args.suite, args.overrides, profile=args.profile, check=not sizing)
     loaded, runs = suite.loaded, suite.runs
     staged = bool(loaded.spec.stages)
     table = Table(title=f"{loaded.spec.name}: {len(runs)} runs")
@@ -87,9 +114,16 @@ def cmd_expand(args: argparse.Namespace) -> int:
     for block in loaded.spec.tune:
         console.print(f"tune block '{block.name}': {', '.join(block.space)} of these runs are replaced by each cell's best "
                       f"params ({block.trials} trials per {' x '.join(block.per) or 'suite'} cell) when the suite runs")
-    _print_configs(console, pipeline.expand(suite, args.tracking_uri))
+    try:
+        _print_configs(console, pipeline.expand(suite, args.tracking_uri))
+    except SpecError as e:
+        if not sizing:
+            raise
+        console.print(f"[bold]not runnable on this machine[/bold]: {e}", markup=True, highlight=False)
     if loaded.dropped:
         console.print("dropped while loading (a component's name was switched): " + ", ".join(loaded.dropped))
+    if sizing:
+        print_costs(suite, console)
     return 0
 
 
@@ -117,7 +151,7 @@ def _executing(args: argparse.Namespace, body: Callable[..., int], what_stopped:
         from harness.session import Interrupted
         from harness.state import SuiteBusy
 
-        suite = pipeline.load(args.suite, args.overrides, args.backend)
+        suite = pipeline.load(args.suite, args.overrides, args.backend, args.profile)
         try:
             return body(pipeline, suite, warm)
         except SuiteBusy as e:
@@ -163,7 +197,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness import pipeline
 
-    suite = pipeline.load(args.suite, args.overrides)
+    suite = pipeline.load(args.suite, args.overrides, profile=args.profile)
     console = Console(stderr=True)
     result = pipeline.report(suite, args.tracking_uri, args.storage, Path(args.reports_dir), console)
     _print_report(result)
@@ -193,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
         p.add_argument("overrides", nargs="*", help="overrides in Hydra's grammar (key=value, +key=value, ~key, key=a,b sweeps), re-validated")
         p.set_defaults(fn=fn)
+        p.add_argument("--profile", default=None, help="apply the suite's profile NAME (its `profiles:`) to every run")
+        if name == "expand":
+            p.add_argument("--estimate", action="store_true", help="print each configuration's parameters, FLOPs and memory "
+                                                                   "(always with --profile)")
         if name in ("run", "tune", "report", "expand"):
             p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///./mlflow.db)")
         if name in ("run", "tune", "report"):

@@ -103,6 +103,30 @@ class Method(Protocol):
 
 
 @runtime_checkable
+class WeighsLoss(Protocol):
+    """A method whose loss is a mean over something other than rows: `loss_units(batch)` is how many units
+    (e.g. scored target tokens) the loss of `batch` averages over, so that gradient accumulation weighs each
+    micro-batch right (harness.train.precision).  Methods without it average over rows."""
+
+    def loss_units(self, batch: Movable) -> int: ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A method that knows how many tokens a batch holds (`tokens_in`, for tokens/s); others log no tokens/s."""
+
+    def tokens_in(self, batch: Movable) -> int: ...
+
+
+def loss_units(method: Method, batch: Movable) -> int:
+    return method.loss_units(batch) if isinstance(method, WeighsLoss) else len(batch)
+
+
+def tokens_in(method: Method, batch: Movable) -> int | None:
+    return method.tokens_in(batch) if isinstance(method, CountsTokens) else None
+
+
+@runtime_checkable
 class FromSource(Protocol):
     """A method that starts from a source run's trained method (a stage run, harness.runner.start_from):
     e.g. a probe reading the source's representation.  Methods without it get the source's weights copied."""
@@ -120,4 +144,5 @@ MODELS: Registry[ModelBuilder] = registry.MODELS
 METHODS: Registry[MethodBuilder] = registry.METHODS
 
 __all__ = ["REGISTRIES", "TASKS", "MODELS", "METHODS", "Batch", "Movable", "Task", "TokenTask", "token_task",
-           "LossOutput", "Method", "FromSource", "IGNORE_INDEX", "ComponentConfig"]
+           "LossOutput", "Method", "FromSource", "WeighsLoss", "CountsTokens", "loss_units", "tokens_in", "IGNORE_INDEX",
+           "ComponentConfig"]

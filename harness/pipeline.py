@@ -20,6 +20,8 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.backends import BackendUnavailable, Pool, WarmWorkers, check_backend, make_pool, ray_address
+from harness.estimate import Cache as EstimateCache
+from harness.estimate import Estimate, estimate
 from harness.orchestrate import SuiteOutcome, run_suite
 from harness.report import ClaimResult, collect
 from harness.report.tuning import tuning_section
@@ -49,6 +51,12 @@ class Suite:
     def name(self) -> str:
         return self.loaded.spec.name
 
+    @property
+    def report_name(self) -> str:
+        """The report's folder: `<suite>`, or `<suite>.<profile>` for a profile (a suite name has no dot)."""
+        profile = self.loaded.spec.profile
+        return f"{self.name}.{profile}" if profile else self.name
+
 
 @dataclass
 class ReportResult:
@@ -66,13 +74,15 @@ class RunResult:
     report: ReportResult | None
 
 
-def load(suite: str | Path, overrides: Sequence[str] = (), backend: str | None = None, check: bool = True) -> Suite:
-    """Find (a name in the suite folders, or a path), load, validate and expand a suite, then (`check`) build
-    each distinct task/model/method combination once and check every metric it names (harness.validate).
-    `backend` overrides `scheduler.backend` (and is checked: a missing package or an unreachable cluster is
-    a SpecError naming --backend or the suite's setting)."""
+def load(suite: str | Path, overrides: Sequence[str] = (), backend: str | None = None, profile: str | None = None,
+         check: bool = True) -> Suite:
+    """Find (a name in the suite folders, or a path), load, validate and expand a suite, with one of its
+    `profiles` applied when `profile` names one, then (`check`) build each distinct task/model/method
+    combination once and check every metric it names (harness.validate).  `backend` overrides
+    `scheduler.backend` (and is checked: a missing package or an unreachable cluster is a SpecError naming
+    --backend or the suite's setting)."""
     extra = [f"++scheduler.backend={backend}"] if backend else []
-    loaded, runs = load_and_expand(suite, [*overrides, *extra])
+    loaded, runs = load_and_expand(suite, [*overrides, *extra], profile)
     checked = check_suite(loaded, runs) if check else None
     scheduler = loaded.spec.scheduler
     try:
@@ -103,6 +113,30 @@ def expand(suite: Suite, tracking_uri: str | None = None) -> list[ExpandedConfig
         exp_id = tracker.experiment_id(suite.name)
         done = tracker.finished(exp_id) if exp_id else {}
     return [ExpandedConfig(c, sum(r.run_id in done for r in c.runs)) for c in checked.configs]
+
+
+@dataclass
+class Cost:
+    """What one distinct configuration of a suite (its runs differ only in seed) needs per run."""
+
+    label: str  # the runs' name without the seed
+    runs: int
+    steps: int
+    estimate: Estimate
+
+
+def costs(suite: Suite) -> list[Cost]:
+    """harness.estimate for each distinct configuration of the suite's runs (before tuning), in run order."""
+    groups: dict[str, list[RunSpec]] = {}
+    for r in suite.runs:
+        groups.setdefault(r.config.model_copy(update={"seed": 0}).canonical_json(), []).append(r)
+    cache = EstimateCache()
+    out = []
+    for runs in groups.values():
+        first = runs[0]
+        label = " ".join(part for part in first.name.split(" ") if not part.startswith("seed=")) or "(defaults)"
+        out.append(Cost(label, len(runs), first.config.training.steps, estimate(first.config, cache)))
+    return out
 
 
 def _console(console: Console | None) -> Console:
@@ -204,10 +238,11 @@ def _warn_untuned(summaries: list[StudySummary], console: Console) -> None:
 
 
 def _report(suite: Suite, runs: list[RunSpec], summaries: list[StudySummary], tracker: Tracker, reports_dir: Path) -> ReportResult:
-    """Write reports_dir/<suite>/ and log it to the suite's newest parent run; claims checked once."""
+    """Write reports_dir/<suite>/ (a profile's: <suite>.<profile>/) and log it to the suite's newest parent
+    run; claims checked once."""
     results = collect(suite.loaded.spec, suite.loaded.path, runs, tracker, suite.overrides)
     claims = results.claims()
-    out_dir = reports_dir / suite.name
+    out_dir = reports_dir / suite.report_name
     path = results.write(out_dir, [tuning_section(summaries)] if _has_tuning(suite) else [], claims)
     try:
         return ReportResult(path, claims, tracker.log_report(suite.name, out_dir, results.parent))

@@ -30,9 +30,10 @@ class ComponentConfig(BaseModel):
         that generates data up front overrides this; {} = negligible."""
         return {}
 
-    def dry_config(self) -> ComponentConfig:
-        """The config the dry build (harness.validate) builds instead: the same shapes (vocabulary, lengths, image
-        size, eval split names) with few examples, so that validating stays cheap.  Default: this config."""
+    def dry_config(self, batch_size: int = 16) -> ComponentConfig:
+        """The config the dry build (harness.validate) and the cost estimate (harness.estimate) build instead:
+        the same shapes (vocabulary, lengths, image size, eval split names) with few examples, but at least one
+        training batch of `batch_size`, so that validating stays cheap.  Default: this config."""
         return self
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from harness.components import METHODS, MODELS, TASKS, FromSource, Method, Movable, Task
+from harness.estimate import estimate
 from harness.spec.models import RunConfig, RunSpec, Source
 from harness.tags import Outcome, Tag
 from harness.track import RunLog
@@ -117,8 +118,9 @@ def run_one(
         checkpoint_dir=workdir,
         checkpointer=checkpointer,
         resume=resume,
+        flops_per_step=estimate(cfg).flops_per_step if device.type == "cuda" else None,  # for the MFU
     )
-    log.log_metrics({"time/train_seconds": result.seconds, "n_params": float(n_params)}, result.steps)
+    log.log_metrics({"time/train_seconds": result.seconds, "n_params": float(n_params), **result.throughput}, result.steps)
     log.set_tags({Tag.OUTCOME: result.status})
     if result.status == Outcome.DIVERGED:
         log.log_metrics({"train/diverged_at_step": float(result.steps)}, result.steps)

@@ -45,6 +45,15 @@ class Supervised:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.examples_seen = state["examples_seen"]
 
+    @staticmethod
+    def loss_units(batch: Batch) -> int:
+        """Target positions scored (the cross-entropy is their mean): gradient accumulation's weights."""
+        return int((batch.targets != IGNORE_INDEX).sum())
+
+    @staticmethod
+    def tokens_in(batch: Batch) -> int:
+        return batch.inputs.numel()
+
     def loss(self, batch: Batch) -> LossOutput:
         device = self._device()
         inputs, targets = batch.inputs.to(device), batch.targets.to(device)  # [B, T] each

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Literal
 
 import torch
@@ -286,7 +287,10 @@ class MambaBlock(nn.Module):
         xs = F.silu(xs)  # (on the strided conv view, SiLU's backward took 7x as long as on a contiguous copy)
         dt, B, C = self._ssm_params(xs)
         scan = self.scan or pick_scan(self.scan_mode, xs.device)
-        y = scan(xs, dt, -torch.exp(self.A_log), B, C, self.D)  # [B, T, E]
+        device = xs.device.type  # under bf16/fp16 autocast the scan runs in the parameters' dtype (as in mamba_ssm)
+        with torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else nullcontext():
+            A = -torch.exp(self.A_log)  # (a no-op without autocast; the meta device has none)
+            y = scan(xs.to(A.dtype), dt.to(A.dtype), A, B.to(A.dtype), C.to(A.dtype), self.D)  # [B, T, E]
         return self.out_proj(y * F.silu(z))  # [B, T, C]
 
     def init_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -67,4 +67,4 @@ def token_std(t: torch.Tensor) -> float:
 @torch.no_grad()
 def batch_rankme(t: torch.Tensor) -> float:
     """RankMe of the rows of t [..., D] (the tokens of one batch)."""
-    return rankme(t.detach().reshape(-1, t.shape[-1]).float().cpu())
+    return rankme(t.detach().reshape(-1, t.shape[-1]).float())

@@ -80,8 +80,9 @@ class ArithmeticConfig(ComponentConfig):
         row = 2 * 8 * Layout(self.op, self.max_digits, width_b).length
         return {"train_size": self.train_size * row, "priming_k": self.priming_k * row, "test_size": self.test_size * len(self.test_digits) * row}
 
-    def dry_config(self) -> ArithmeticConfig:
-        return self.model_copy(update={"train_size": min(self.train_size, 16), "priming_k": min(self.priming_k, 2),
+    def dry_config(self, batch_size: int = 16) -> ArithmeticConfig:
+        """Every row has the same fixed-width layout: one batch worth of training rows has the run's shapes."""
+        return self.model_copy(update={"train_size": min(self.train_size, max(16, batch_size)), "priming_k": min(self.priming_k, 2),
                                        "test_size": min(self.test_size, 2)})
 
     @property

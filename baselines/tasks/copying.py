@@ -113,7 +113,8 @@ class CopyingConfig(ComponentConfig):
         """The eval sets (int64 inputs and targets); training rows are drawn on the fly."""
         return {"test_size": self.test_size * sum(2 * 8 * self.example_len(n) for n in self.test_lengths)}
 
-    def dry_config(self) -> CopyingConfig:
+    def dry_config(self, batch_size: int = 16) -> CopyingConfig:
+        """Training rows are context_len long, drawn on the fly, whatever the test set: two per length will do."""
         return self.model_copy(update={"test_size": min(self.test_size, 2)})
 
     @property

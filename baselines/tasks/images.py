@@ -151,7 +151,7 @@ class ShapesConfig(ComponentConfig):
         per_image = 4 * self.image_size**2 * 4
         return {"probe_train_size": self.probe_train_size * per_image, "probe_test_size": self.probe_test_size * per_image}
 
-    def dry_config(self) -> ShapesConfig:
+    def dry_config(self, batch_size: int = 16) -> ShapesConfig:
         return self.model_copy(update={"probe_train_size": min(self.probe_train_size, 32), "probe_test_size": min(self.probe_test_size, 32)})
 
     @model_validator(mode="after")

@@ -58,6 +58,14 @@ class SpectroConfig(ComponentConfig):
     probe_test_size: int = Field(default=1000, ge=10)
     eval_seed: int = 2468
 
+    def held_bytes(self) -> dict[str, int]:
+        """The eval splits: float32 spectrograms (and the smoothing's padded copy while they are drawn)."""
+        per_example = 2 * 4 * self.n_freq * self.n_frames
+        return {"probe_train_size": self.probe_train_size * per_example, "probe_test_size": self.probe_test_size * per_example}
+
+    def dry_config(self, batch_size: int = 16) -> SpectroConfig:
+        return self.model_copy(update={"probe_train_size": min(self.probe_train_size, 32), "probe_test_size": min(self.probe_test_size, 32)})
+
     @model_validator(mode="after")
     def _check(self) -> SpectroConfig:
         check_interval("f0_bins", self.f0_bins, 0.5, self.n_freq / 2)

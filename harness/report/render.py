@@ -43,7 +43,9 @@ def claims_section(results: list[ClaimResult]) -> Section:
 def build_document(spec: SuiteSpec, df: pd.DataFrame, fig_dir: Path, n_expected: int, claims: Sequence[ClaimResult] = (),
                    history: pd.DataFrame | None = None, sections: Sequence[Section] = (),
                    provenance: Sequence[Section | Text] = ()) -> Document:
-    intro = [spec.description.strip(), f"Runs with results: {len(df)} of {n_expected} expected."]
+    profile = (f"Profile: **{spec.profile}** (the suite's `profiles.{spec.profile}` applied to every run)." if spec.profile
+               else f"Profile: none (the suite as written){'; also declared: ' + ', '.join(spec.profiles) if spec.profiles else ''}.")
+    intro = [spec.description.strip(), profile, f"Runs with results: {len(df)} of {n_expected} expected."]
     if "outcome" in df.columns and (df["outcome"] == "diverged").any():
         intro.append(f"Diverged runs: {int((df['outcome'] == 'diverged').sum())}.")
     blocks: list[Block] = []
@@ -53,7 +55,7 @@ def build_document(spec: SuiteSpec, df: pd.DataFrame, fig_dir: Path, n_expected:
     blocks += [Figure(f.title, metric_curve(df, f, fig_dir / f.file, history)) for f in spec.report.figures]
     blocks += [Figure(h.title, metric_heatmap(df, h, fig_dir / h.file)) for h in spec.report.heatmaps]
     blocks += [*sections, *provenance]
-    return Document(spec.name, [p for p in intro if p], blocks)
+    return Document(f"{spec.name} ({spec.profile})" if spec.profile else spec.name, [p for p in intro if p], blocks)
 
 
 def render_md(doc: Document) -> str:

@@ -52,8 +52,8 @@ def _counts(values: Iterable[str]) -> str:
 def rerun_commands(spec: SuiteSpec, path: Path, overrides: list[str]) -> list[str]:
     named = path.parent.name == "suites" and path.stem == spec.name
     ov = " ".join(shlex.quote(o) for o in overrides)
-    make = f"make suite SUITE={spec.name}" + (f" OVERRIDES={shlex.quote(ov)}" if ov else "") if named else None
-    target = spec.name if named else shlex.quote(str(path))
+    make = f"make suite SUITE={spec.name}" + (f" PROFILE={spec.profile}" if spec.profile else "") + (f" OVERRIDES={shlex.quote(ov)}" if ov else "") if named else None
+    target = (spec.name if named else shlex.quote(str(path))) + (f" --profile {spec.profile}" if spec.profile else "")
     cmds = [make] if make else []
     cmds += [f".venv/bin/harness run {target}{' ' + ov if ov else ''}", f".venv/bin/harness report {target}{' ' + ov if ov else ''} --check"]
     return cmds
@@ -66,6 +66,7 @@ def reproducibility(spec: SuiteSpec, path: Path, overrides: list[str], records: 
     rows = [
         ["suite file", str(path)],
         ["suite hash (sha256 of the validated suite)", suite_hash(spec)],
+        ["profile", spec.profile or "none (the suite as written)"],
         ["overrides", " ".join(overrides) or "none"],
         ["git sha of the runs", _counts(r.tags.get("git_sha", "unknown") for r in records)],
         ["git sha now (report)", head],

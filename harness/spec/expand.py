@@ -131,6 +131,8 @@ class _Runs:
         def add(raw: dict[str, Any], point: Point, base_path: KeyPath, ablation: str, dropped: list[str]) -> None:
             if source is not None:
                 raw = {**raw, "source": {"stage": source.stage, "run_id": source.run_id, "config": source.config.model_dump(mode="json")}}
+            if self.loaded.spec.profile:
+                raw = {**raw, "profile": self.loaded.spec.profile}
             # a `seed` axis (e.g. per `when` branch) takes the place of the suite's `seeds`
             for seed in [raw["seed"]] if "seed" in point.values else seeds:
                 cfg = validate_config({**raw, "seed": seed}, _locate_for(self.loaded, point, base_path, at))

@@ -56,8 +56,9 @@ def _shown(path: Path) -> Path:
         return path
 
 
-def load_and_expand(suite: str | Path, overrides: Sequence[str] = ()) -> tuple[LoadedSuite, list[RunSpec]]:
-    """Find, load (plugins first: component names are looked up in the registries), validate and expand."""
+def load_and_expand(suite: str | Path, overrides: Sequence[str] = (), profile: str | None = None) -> tuple[LoadedSuite, list[RunSpec]]:
+    """Find, load (plugins first: component names are looked up in the registries), validate and expand;
+    with `profile`, that profile of the suite applied (harness.spec.profiles)."""
     load_plugins()
-    loaded = load_suite(find_suite(str(suite)), list(overrides))
+    loaded = load_suite(find_suite(str(suite)), list(overrides), profile)
     return loaded, expand(loaded)

@@ -16,6 +16,7 @@ from harness.spec import interpolate
 from harness.spec import overrides as hydra_overrides
 from harness.spec.errors import Loc, SpecError
 from harness.spec.models import CONFIG_KEYS, GridSpec, Label, RunConfig, SuiteSpec
+from harness.spec.profiles import apply_profile
 from harness.spec.tree import merge
 from harness.spec.yamlio import KeyPath, format_path, load_yaml
 
@@ -190,9 +191,9 @@ def _check_axes(spec: GridSpec, loc: Locator, at: KeyPath = ()) -> None:
             seen[axis] = where
 
 
-def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
-    """Read the suite (and its includes), apply the overrides (Hydra's grammar, harness.spec.overrides),
-    resolve `${path}` interpolations, validate."""
+def load_suite(path: str | Path, overrides: list[str] = (), profile: str | None = None) -> LoadedSuite:
+    """Read the suite (and its includes), apply `profile` (one of its `profiles`), then the overrides (Hydra's
+    grammar, harness.spec.overrides), resolve `${path}` interpolations, validate."""
     path = Path(path)
     edits = hydra_overrides.parse(list(overrides))  # a grammar error before the file is read
     dropped: list[str] = []
@@ -205,6 +206,10 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> LoadedSuite:
     # report paths as the user gave them
     loc.locs = {p: Loc(str(path) if l.file == str(path.resolve()) else l.file, l.line, l.key) for p, l in loc.locs.items()}
     loc.root = Loc(str(path), 1, "")
+    if "profile" in data:
+        raise SpecError(loc.find(("profile",)), "'profile' is chosen with --profile NAME, not written in a suite")
+    if profile is not None:
+        data = apply_profile(data, loc, profile, _normalize)
     hydra_overrides.apply(data, loc, edits, dropped)
     data = interpolate.resolve(_normalize(data, loc), loc.find)
     try:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator
 
 from harness.registry import REGISTRIES, ComponentConfig
 from harness.spec.base import Label, Scalar, Strict  # noqa: F401  (re-exported)
@@ -48,6 +49,21 @@ class TrainingConfig(Strict):
     checkpoint_every: Optional[int] = Field(
         None, ge=1, description="steps between resume checkpoints (a retried or rerun attempt resumes); null = none"
     )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="bf16 / fp16: the loss under torch.autocast (fp16 with a dynamic grad scaler); weights, "
+        "optimizer and evaluation stay fp32")
+    tf32: bool = Field(True, description="CUDA only: TF32 tensor cores for fp32 matmuls and convolutions")
+    micro_batch_size: Optional[int] = Field(
+        None, ge=1, description="gradient accumulation: each step's batch_size rows in micro-batches of this many; null = one")
+    compile: bool = Field(False, description="torch.compile the module (in place) before training")
+
+    @field_validator("micro_batch_size")
+    @classmethod
+    def _micro_batches_divide(cls, v: Optional[int], info: ValidationInfo) -> Optional[int]:
+        batch = info.data.get("batch_size")  # absent when batch_size itself failed validation
+        if v is not None and batch is not None and batch % v:
+            raise ValueError(f"micro_batch_size={v} must divide batch_size={batch}")
+        return v
 
 
 class EvaluationConfig(Strict):
@@ -58,6 +74,10 @@ COMPONENT_FIELDS = ("task", "model", "method")
 # Operational settings left out of the run_id: resuming from a checkpoint is bit-identical to an
 # uninterrupted run, so turning checkpoints on for a finished suite retrains nothing.
 NOT_HASHED = (("training", "checkpoint_every"),)
+# Settings added after runs existed: left out of the run_id while at their default, so that the runs of a
+# store made before them keep their run_ids (and are not retrained); set to anything else, they are hashed.
+HASHED_UNLESS_DEFAULT = (("training", "precision"), ("training", "tf32"), ("training", "micro_batch_size"),
+                         ("training", "compile"))
 
 
 class Source(Strict):
@@ -81,6 +101,7 @@ class RunConfig(Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     seed: int = 0
     source: Optional[Source] = None
+    profile: str = Field("", description="the suite profile the run belongs to (--profile); '' = the suite as written")
 
     @field_validator(*COMPONENT_FIELDS, mode="before")
     @classmethod
@@ -97,6 +118,11 @@ class RunConfig(Strict):
         data = self.model_dump(mode="json")
         for section, key in NOT_HASHED:
             data[section].pop(key)
+        for section, key in HASHED_UNLESS_DEFAULT:
+            if data[section][key] == type(getattr(self, section)).model_fields[key].default:
+                data[section].pop(key)
+        if not self.profile:
+            data.pop("profile")  # runs of the suite as written hash as they did before profiles existed
         if self.source is None:
             data.pop("source")  # configs without a source hash as they did before stages existed
         else:
@@ -110,7 +136,7 @@ class RunConfig(Strict):
         """Flattened `a.b.c -> value` view (for MLflow params and DataFrame columns).  A stage run's source
         shows as `source.stage`, `source.run_id` and the source's own paths under `source.` (e.g.
         `source.method.mask.n_targets`)."""
-        data = self.model_dump(mode="json", exclude={"source"})
+        data = self.model_dump(mode="json", exclude={"source"} | (set() if self.profile else {"profile"}))
         out = flatten(data)
         if self.source is not None:
             out.update({"source.stage": self.source.stage, "source.run_id": self.source.run_id})
@@ -120,7 +146,8 @@ class RunConfig(Strict):
 
 Source.model_rebuild()
 COMPONENT_KEYS = COMPONENT_FIELDS
-CONFIG_KEYS = tuple(k for k in RunConfig.model_fields if k != "source")  # what a suite may write (stages set `source`)
+SET_BY_HARNESS = ("source", "profile")  # stages set `source`, --profile sets `profile`
+CONFIG_KEYS = tuple(k for k in RunConfig.model_fields if k not in SET_BY_HARNESS)  # what a suite may write
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -196,6 +223,15 @@ def _unique_seeds(v: list[int] | None) -> list[int] | None:
 def _no_source(v: dict[str, Any]) -> dict[str, Any]:
     if "source" in v:
         raise ValueError("'source' is set by stages (a stage's runs start from the runs of its `from` stage); it cannot be written")
+    if "profile" in v:
+        raise ValueError("'profile' is set by --profile NAME (a name under the suite's `profiles`); it cannot be written")
+    return v
+
+
+def _profile_names(v: dict[str, Any]) -> dict[str, Any]:
+    bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_-]+", str(k))]
+    if bad:
+        raise ValueError(f"a profile name is letters, digits, '_' and '-', got {bad[0]!r}")
     return v
 
 
@@ -233,12 +269,15 @@ class SuiteSpec(GridSpec):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     description: str = ""
     include: Optional[str] = None
-    defaults: dict[str, Any]
+    defaults: Annotated[dict[str, Any], AfterValidator(_no_source)]
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     claims: Claims = Field(default_factory=list)
     scheduler: SchedulerSpec = SchedulerSpec()
     report: ReportSpec = ReportSpec()
     stage: str = Field("main", pattern=r"^[A-Za-z0-9_-]+$", description="name of the suite's own (first) stage")
     stages: dict[str, StageSpec] = Field(default_factory=dict, description="later stages, in order (harness.spec.stages)")
+    profiles: Annotated[dict[str, dict[str, Any]], AfterValidator(_profile_names)] = Field(
+        default_factory=dict, description="named diffs on the whole suite, one applied with --profile NAME (harness.spec.profiles)")
+    profile: str = Field("", description="the profile applied: set by --profile, not written in a suite")
 
     _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))

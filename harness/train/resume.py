@@ -1,6 +1,6 @@
 """Resume checkpoints: everything a run needs to continue bit-identically after its process died.
 
-A checkpoint holds the module, optimizer and schedule states, the step, and the torch (CPU and CUDA),
+A checkpoint holds the module, optimizer, schedule and grad-scaler (fp16) states, the step, and the torch (CPU and CUDA),
 numpy and Python RNG states, all as tensors and plain types so that it loads with
 `torch.load(..., weights_only=True)`.  It is written atomically (a temp file, fsync, os.replace): a
 process killed mid-save leaves the previous checkpoint intact.  The data stream is not saved: it is
@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-FORMAT = 1
+FORMAT = 2  # 2: + the grad scaler's state
 
 
 @runtime_checkable
@@ -71,19 +71,26 @@ class TrainState:
     rng: dict[str, Any]
     method: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    scaler: dict[str, Any] = field(default_factory=dict)  # empty unless the run trains in fp16
 
     @classmethod
     def load(cls, path: Path) -> TrainState:
         raw = torch.load(path, weights_only=True, map_location="cpu")
         if raw.get("format") != FORMAT:
             raise RuntimeError(f"resume checkpoint {path} has format {raw.get('format')}, expected {FORMAT}; delete it to start over")
-        return cls(raw["step"], raw["module"], raw["optimizer"], raw["schedule"], raw["rng"], raw["method"], raw["meta"])
+        return cls(raw["step"], raw["module"], raw["optimizer"], raw["schedule"], raw["rng"], raw["method"], raw["meta"],
+                   raw["scaler"])
 
-    def restore(self, method: object, module: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any, batches: Iterator[Any]) -> int:
+    def restore(self, method: object, module: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any, batches: Iterator[Any],
+                scaler: torch.amp.GradScaler | None = None) -> int:
         """Put the states back, skip the batches already trained on, then the RNGs; returns the step."""
         module.load_state_dict(self.module)
         opt.load_state_dict(self.optimizer)
         sched.load_state_dict(self.schedule)
+        if scaler is not None and scaler.is_enabled():
+            if not self.scaler:
+                raise RuntimeError("the run trains in fp16 but its resume checkpoint holds no grad-scaler state")
+            scaler.load_state_dict(self.scaler)
         for _ in range(self.step):
             next(batches)
         if isinstance(method, Stateful):
@@ -107,7 +114,8 @@ class Checkpointer:
     def due(self, step: int, total_steps: int) -> bool:
         return self.every is not None and step % self.every == 0 and step < total_steps
 
-    def save(self, step: int, method: object, module: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any) -> Path:
+    def save(self, step: int, method: object, module: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
+             scaler: torch.amp.GradScaler | None = None) -> Path:
         if self.before_save is not None:
             self.before_save()
         state = {
@@ -119,6 +127,7 @@ class Checkpointer:
             "rng": rng_state(),
             "method": method_state(method),
             "meta": self.meta,
+            "scaler": scaler.state_dict() if scaler is not None else {},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")

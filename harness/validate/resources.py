@@ -217,7 +217,8 @@ def check_fits(config: RunConfig, r: Resources, keys: tuple[str, ...] = ("model"
         where = "a GPU slot" if r.device == "cuda" else "this machine"
         raise BuildError(blame(config, keys), f"a run needs about {gib(r.device_bytes)} ({r.params:.3g} parameters: "
                          f"{gib(r.weight_bytes + r.state_bytes)} with gradients and optimizer state, {gib(r.activation_bytes)} "
-                         f"of activations at batch size {config.training.batch_size}); {where} has {gib(r.budget_bytes)}")
+                         f"of activations at batch size {config.training.micro_batch_size or config.training.batch_size}); {where} has "
+                         f"{gib(r.budget_bytes)}")
 
 
 def _build(registry, key: str, config: RunConfig, *args: Any) -> Any:
@@ -267,7 +268,7 @@ def dry_build(config: RunConfig, slots_per_gpu: int = 1, task: Task | None = Non
         method = _build(METHODS, "method", config, model, task)
         params, trainable, weights, trained = _counts(method.module)
         try:
-            activations = step_activations(method, task, config.training.batch_size)
+            activations = step_activations(method, task, config.training.micro_batch_size or config.training.batch_size)
         except Exception as e:  # noqa: BLE001
             raise BuildError(("method", "name"), f"a training step of task '{config.task.name}', model '{config.model.name}' "
                              f"and method '{config.method.name}' fails: {type(e).__name__}: {e}") from None

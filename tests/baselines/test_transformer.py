@@ -51,6 +51,18 @@ def test_causal_model_ignores_the_future(pos_emb):
     assert not torch.allclose(a[:, 7:], b[:, 7:])
 
 
+def test_nope_learns_positions_only_from_the_causal_mask():
+    """`none` adds no position signal, so the only one a causal NoPE model has is the mask: in `a b b b b`,
+    position t averages over {a, t x b}, a different mixture at every t (a counter of positions).  Without the
+    mask every `b` sees the same multiset, and the outputs at the b's are identical."""
+    x = torch.tensor([[3] + [5] * 8])  # [1, 9]
+    with torch.no_grad():
+        causal, bidirectional = model("none", causal=True)(x)[0, 1:], model("none", causal=False)(x)[0, 1:]  # [8, V]
+    torch.testing.assert_close(bidirectional, bidirectional[:1].expand_as(bidirectional))
+    gaps = (causal[1:] - causal[:-1]).abs().amax(-1)  # [7]: the logits change from every position to the next
+    assert bool((gaps > 1e-4).all()), gaps
+
+
 def test_bidirectional_model_sees_the_future():
     m = model("rel_k", causal=False)
     x = torch.randint(0, 11, (2, 10))

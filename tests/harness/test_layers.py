@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = [
     ["harness.registry", "harness.store", "harness.tags", "harness.state", "harness.plugins"],
     ["harness.spec", "harness.track", "harness.components"],
-    ["harness.train", "harness.backends", "harness.session", "harness.runner", "harness.worker", "harness.jobs",
+    ["harness.train", "harness.estimate", "harness.backends", "harness.session", "harness.runner", "harness.worker", "harness.jobs",
      "harness.tune.trial", "harness.tune", "harness.validate"],
     ["harness.tune.study", "harness.orchestrate"],
     ["harness.pipeline", "harness.report"],
