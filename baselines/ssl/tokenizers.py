@@ -130,7 +130,7 @@ class FeatureTokens(Tokenizer):
         self.register_buffer("offsets", offsets, persistent=False)
         self.weight = nn.Parameter(torch.zeros(spec.n_features, d_model))  # [F, D]
         self.bias = nn.Parameter(torch.zeros(spec.n_features, d_model))  # [F, D]
-        self.codes = nn.Embedding(max(int(cards.sum()), 1), d_model)  # every categorical code of every feature
+        self.codes = nn.Embedding(max(sum(spec.cardinalities), 1), d_model)  # every categorical code of every feature
         no_weight_decay(self.weight, self.bias, self.codes.weight)  # embeddings of one scalar each, not weights
 
     def forward(self, inputs: torch.Tensor, layout: Layout) -> torch.Tensor:

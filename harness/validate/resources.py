@@ -286,5 +286,5 @@ def estimate_resources(config: RunConfig, slots_per_gpu: int = 1) -> Resources:
 def harness_metrics(config: RunConfig) -> list[str]:
     """What the loop and the runner log for every run besides the method's own (harness.train.fit's step
     scalars under train/, harness.runner.run_one's totals)."""
-    return ["train/loss", "train/lr", *(["train/grad_norm"] if config.training.grad_clip is not None else []),
-            "time/train_seconds", "n_params", "train/diverged_at_step"]
+    steps = ["train/loss", "train/lr", *(["train/grad_norm"] if config.training.grad_clip is not None else [])]
+    return [*(steps if config.training.steps > 0 else []), "time/train_seconds", "n_params", "train/diverged_at_step"]

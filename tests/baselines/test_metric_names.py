@@ -6,7 +6,7 @@ import torch
 from conftest import Recorder
 
 from harness.components import METHODS
-from harness.runner import build, train_stream
+from harness.runner import build, start_from, train_stream
 from harness.spec import load_and_expand
 from harness.train import fit, seed_everything
 from harness.validate.resources import dry_build
@@ -20,6 +20,7 @@ CASES = {  # method@suite -> overrides that make it tiny; every mask sampler of 
     "jepa@audio_jepa_smoke": TINY,  # multiblock, strips, curriculum and its inverse
     "jepa@tabular_jepa_smoke": TINY,  # feature-subset masks, the 256-label probes
     "raw@tabular_jepa_smoke": TINY,
+    "probe@smoke_probe": ["defaults.training.steps=2"],  # the probe stage (its source built untrained here)
     "deep_linear_ssl@jepa_theory": ["defaults.training.steps=2"],
 }
 
@@ -62,6 +63,8 @@ def check_declared(cfg):
     torch.set_num_threads(1)
     seed_everything(cfg.seed)
     task, m = build(cfg)
+    if cfg.source is not None:
+        start_from(m, build(cfg.source.config)[1])
     seen = Recorder()
     fit(m, train_stream(cfg, task, m), cfg, callbacks=[seen])
     logged = {f"train/{k}" for _, scalars in seen.steps for k in scalars} | {k for _, metrics in seen.evals for k in metrics}
