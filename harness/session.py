@@ -8,6 +8,7 @@ and their runs marked."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from rich.console import Console
 from harness.provenance import CodeVersion, code_version, user
 from harness.state import SuiteLock
 from harness.store import StoreLayout
-from harness.tags import Tag
+from harness.tags import CELLS_VIEW, Tag
 from harness.track import Tracker, environment_tags
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -66,6 +67,16 @@ class Session:
     description: str = ""  # the suite's
 
 
+# The runs page grouped by the `cell` tag (mean over each cell's seeds): what the MLflow UI opens at
+# #/experiments/<id>/runs?viewStateShareKey=harness-cells (its shared-view format: an experiment tag holding the view's JSON).
+CELLS_VIEW_STATE = {"groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": Tag.CELL}]}}
+
+
+def experiment_tags(description: str) -> dict[str, str]:
+    """The suite's experiment: its description and the shared view of its runs grouped by cell."""
+    return {Tag.NOTE: description.strip(), f"{Tag.SHARED_VIEW}{CELLS_VIEW}": json.dumps(CELLS_VIEW_STATE)}
+
+
 def suite_tags(suite: str, source: str = "") -> dict[str, str]:
     """Tags of every run an invocation creates: suite, the code (the harness checkout's commit, dirty or not,
     the lock file's hash), package versions, and MLflow's standard source / commit / user tags."""
@@ -83,8 +94,7 @@ def suite_session(suite: str, tracker: Tracker, console: Console, source: str = 
     store = StoreLayout.from_uri(tracker.uri)
     with SuiteLock(store.lock_path(suite), suite), stop_signals_interrupt():
         exp_id = tracker.experiment(suite)
-        if description:
-            tracker.describe_experiment(exp_id, description)
+        tracker.set_experiment_tags(exp_id, experiment_tags(description))
         reaped = tracker.reap_running(exp_id)
         if reaped:
             console.print(f"[yellow]{len(reaped)} runs left RUNNING by a dead orchestrator[/] marked KILLED (outcome=orphaned)")

@@ -83,7 +83,9 @@ class Tag:
     TRIAL_PARAM = "trial.param."
     VERSIONS = "versions."
     CLAIM = "claim."  # on an invocation's parent: claim.<id> = its verdict, claim.<id>.measured
+    SHARED_VIEW = "mlflow.sharedViewState."  # + key, on an experiment: a runs-page view the UI opens with ?viewStateShareKey=key
 
 
+CELLS_VIEW = "harness-cells"  # the shared view of a suite's runs grouped by cell (the report's rows)
 BASE_ABLATION = "none"  # tag `ablation` of a suite's own runs (not an ablation), so Group by ablation keeps them apart
 DIFF_ARTIFACT = "code/uncommitted.diff"

@@ -66,14 +66,18 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = READY_TIMEOUT)
 
 
 def experiment_links(uri: str, base: str) -> list[str]:
-    """One line per experiment of the store: its name, run count and runs page."""
+    """One line per experiment of the store: its name, run count and runs page (grouped by cell when the
+    harness wrote its shared view)."""
+    from harness.tags import CELLS_VIEW, Tag
     from harness.track import Tracker
 
     t = Tracker(uri)
     out = []
     for exp in t.client.search_experiments():
         n = len(t.client.search_runs([exp.experiment_id], max_results=1000))
-        out.append(f"  {exp.name}: {base}/#/experiments/{exp.experiment_id}/runs  ({n}{'+' if n == 1000 else ''} runs)")
+        view = f"?viewStateShareKey={CELLS_VIEW}" if f"{Tag.SHARED_VIEW}{CELLS_VIEW}" in exp.tags else ""
+        out.append(f"  {exp.name}: {base}/#/experiments/{exp.experiment_id}/runs{view}  ({n}{'+' if n == 1000 else ''} runs"
+                   + (", grouped by cell" if view else "") + ")")
     return out
 
 

@@ -184,7 +184,7 @@ def evaluate(check: Any, df: pl.DataFrame) -> Verdict:
 
 def _estimate(p: Point, check: CheckBase) -> stats.Estimate:
     e = stats.interval(p.values, confidence=1 - check.alpha)
-    if not e.has_interval and check.noise_free:  # one run of a seed-independent metric: exact
+    if not e.has_interval and check.exact:  # taken as it is (see CheckBase.exact)
         return stats.Estimate(e.n, e.center, e.center, e.center, 0.0, "none")
     return e
 
@@ -204,8 +204,8 @@ def _bound_status(check: AtLeast | AtMost | Between, e: stats.Estimate) -> str:
 def _method(check: CheckBase, ests: Iterable[stats.Estimate]) -> str:
     used = {e.method for e in ests}
     level = f"{100 * (1 - check.alpha):g}%"
-    if check.noise_free and used <= {"none"}:
-        return "noise-free: one run per point, compared as it is"
+    if check.exact and used <= {"none"}:
+        return "exact: each point taken as it is (no interval)"
     names = [stats.METHODS[m] for m in ("t", "bootstrap", "none") if m in used]
     return f"{level} interval of the mean over seeds: {' / '.join(names)}"
 
@@ -243,7 +243,7 @@ def _bounds(check: AtLeast | AtMost | Between, df: pl.DataFrame) -> Verdict:
 
 def _undecided(check: AtLeast | AtMost | Between, e: stats.Estimate) -> str:
     if not e.has_interval:
-        return f"; {e.n} run: no interval (needs 2 or more seeds, or `noise_free: true`)"
+        return f"; {e.n} run: no interval (needs 2 or more seeds, or `exact: true`)"
     bound = check.value if not isinstance(check, Between) else min((check.low, check.high), key=lambda b: abs(b - e.center))
     need = stats.seeds_needed(e.sd, e.center - bound, 1 - check.alpha)
     return f"; ~{need} seeds would decide at this variance" if need else "; more seeds would not decide (mean on the bound)"
@@ -283,7 +283,7 @@ def _beats(check: Beats, df: pl.DataFrame) -> Verdict:
         better, worse = (x, y) if check.higher_is_better else (y, x)
         c = stats.compare(better, worse, check.margin, 1 - check.alpha, paired, check.test)
         if math.isnan(c.lo):
-            status = (PASS if c.diff > check.margin else FAIL) if check.noise_free else INCONCLUSIVE
+            status = (PASS if c.diff > check.margin else FAIL) if check.exact else INCONCLUSIVE
         else:
             status = PASS if c.lo > check.margin else FAIL if c.hi <= check.margin else INCONCLUSIVE
         results.append((status, c, a, b))
@@ -296,9 +296,9 @@ def _beats(check: Beats, df: pl.DataFrame) -> Verdict:
     text = ("worst: " if len(results) > 1 else "") + f"{num(a.mean)} vs {num(b.mean)}{_label(check, a)}: {diff}{ci}{p} ({c.n} {'seeds' if c.paired else 'runs'})"
     if status == INCONCLUSIVE:
         text += f"; ~{c.seeds_needed} seeds would decide at this variance" if c.seeds_needed else \
-            ("; one run per side: no interval (needs 2 or more seeds, or `noise_free: true`)" if math.isnan(c.lo) else "")
+            ("; one run per side: no interval (needs 2 or more seeds, or `exact: true`)" if math.isnan(c.lo) else "")
     level = f"{100 * (1 - check.alpha):g}%"
-    method = ("noise-free: one run per side, compared as it is" if check.noise_free and math.isnan(c.lo) else
+    method = ("exact: each side taken as it is (no interval)" if check.exact and math.isnan(c.lo) else
               f"{'paired by seed' if c.paired else 'unpaired'}: {level} t-interval of the mean difference, one-sided {c.test} "
               f"of difference > margin {check.margin:g}")
     return Verdict(status, text, method)

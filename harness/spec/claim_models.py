@@ -11,8 +11,9 @@ written as a list), and tests the metric over the runs of each point (the seeds 
 - `crossover`: `a` - `b` (means) changes sign along `axis` (optionally first at `at`);
 - `all`: every check in `checks` holds.
 
-A point of one run has no interval: INCONCLUSIVE, unless the check is `noise_free` (the metric does not
-depend on the seed, e.g. exact covariances: one run decides).
+A point of one run has no interval: INCONCLUSIVE, unless the check is `exact`: each point's value is
+taken as it is, for a metric that does not depend on the seed (e.g. exact covariances: one run decides)
+or a claim about each run itself (`by: [seed]`, e.g. every run's accuracy lies in [0, 1]).
 
 Points: one per group of `by` (config paths) and, with `axis`, per axis value: `axis: suffix` reads
 the axis from the metric-name suffix (`metric` is then a prefix such as `exact/len_`), any other
@@ -53,7 +54,7 @@ class CheckBase(Strict):
     to: Optional[float] = Field(None, description="largest axis value checked")
     min_runs: int = Field(1, ge=1, description="fewer matching runs (with the metric) is NO DATA")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="intervals are at 1 - alpha (two-sided); p-values are tested against alpha")
-    noise_free: bool = Field(False, description="the metric does not depend on the seed: a point of one run decides")
+    exact: bool = Field(False, description="take each point as it is (no interval): a seed-independent metric, or a claim about each run")
 
     @model_validator(mode="after")
     def _axis_range(self) -> CheckBase:

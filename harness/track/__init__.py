@@ -204,9 +204,10 @@ class Tracker:
                 best[rid] = r
         return {k: (r.info.run_id, r.info.status, r.data.tags.get(Tag.GIT_SHA, "")) for k, r in best.items()}
 
-    def describe_experiment(self, exp_id: str, text: str) -> None:
-        """The experiment's description in the MLflow UI."""
-        self.client.set_experiment_tag(exp_id, Tag.NOTE, text.strip())
+    def set_experiment_tags(self, exp_id: str, tags: dict[str, str]) -> None:
+        """Experiment tags, e.g. its description (Tag.NOTE) and shared views of its runs page (Tag.SHARED_VIEW)."""
+        for k, v in tags.items():
+            self.client.set_experiment_tag(exp_id, k, v)
 
     def log_dataset(self, mlflow_id: str, name: str, digest: str, source: str, profile: str, context: str = "training") -> None:
         """An MLflow dataset input of the run (the UI's Dataset column): a generated dataset, named by its task

@@ -7,7 +7,17 @@ import pytest
 from pydantic import TypeAdapter
 from scipy import stats as sps
 
-from harness.report.claims import FAIL, INCONCLUSIVE, NO_DATA, PASS, UNCHECKED, check_claims, combine, describe, evaluate
+from harness.report.claims import (
+    FAIL,
+    INCONCLUSIVE,
+    NO_DATA,
+    PASS,
+    UNCHECKED,
+    check_claims,
+    combine,
+    describe,
+    evaluate,
+)
 from harness.report.frame import build
 from harness.spec import SpecError, load_suite
 from harness.spec.claim_models import Check, ClaimSpec
@@ -58,18 +68,18 @@ def test_bounds_compare_the_interval_of_the_mean(df):
     assert loose.status == INCONCLUSIVE and "99% interval" in loose.method
 
 
-def test_one_seed_is_inconclusive_unless_the_check_is_noise_free():
+def test_one_seed_is_inconclusive_unless_the_check_is_exact():
     one = build([row("abs", 0, {"m": 0.9})])
     v = run({"kind": "at_least", "metric": "m", "value": 0.5}, one)
     assert v.status == INCONCLUSIVE and "1 run: no interval" in v.measured
-    v = run({"kind": "at_least", "metric": "m", "value": 0.5, "noise_free": True}, one)
-    assert (v.status, v.measured) == (PASS, "0.90 [0.90, 0.90]") and v.method.startswith("noise-free")
+    v = run({"kind": "at_least", "metric": "m", "value": 0.5, "exact": True}, one)
+    assert (v.status, v.measured) == (PASS, "0.90 [0.90, 0.90]") and v.method.startswith("exact: each point taken as it is")
 
 
 def test_by_groups_must_all_hold_and_between_names_the_point_outside(df):
     v = run({"kind": "at_least", "metric": "exact/len_05", "by": ["model.pos_emb"], "value": 0.95}, df)
     assert v.status == PASS and v.measured.startswith("min 0.99 [") and v.measured.endswith("(pos_emb=abs)")
-    v = run({"kind": "between", "metric": "exact/len_", "axis": "suffix", "by": ["model.pos_emb", "seed"], "low": 0, "high": 1, "noise_free": True}, df)
+    v = run({"kind": "between", "metric": "exact/len_", "axis": "suffix", "by": ["model.pos_emb", "seed"], "low": 0, "high": 1, "exact": True}, df)
     assert (v.status, v.measured) == (PASS, "0.00..1.00 over 18 points of 6 runs")
     v = run({"kind": "between", "metric": "exact/len_", "axis": "suffix", "by": ["model.pos_emb"], "low": 0.5, "high": 1}, df)
     assert v.status == FAIL and "at len 10 (pos_emb=abs) outside [0.5, 1]" in v.measured
