@@ -71,12 +71,10 @@ def experiment_links(uri: str, base: str) -> list[str]:
     from harness.tags import CELLS_VIEW, Tag
     from harness.track import Tracker
 
-    t = Tracker(uri)
     out = []
-    for exp in t.client.search_experiments():
-        n = len(t.client.search_runs([exp.experiment_id], max_results=1000))
-        view = f"?viewStateShareKey={CELLS_VIEW}" if f"{Tag.SHARED_VIEW}{CELLS_VIEW}" in exp.tags else ""
-        out.append(f"  {exp.name}: {base}/#/experiments/{exp.experiment_id}/runs{view}  ({n}{'+' if n == 1000 else ''} runs"
+    for exp_id, name, tags, n in Tracker(uri).experiments():
+        view = f"?viewStateShareKey={CELLS_VIEW}" if f"{Tag.SHARED_VIEW}{CELLS_VIEW}" in tags else ""
+        out.append(f"  {name}: {base}/#/experiments/{exp_id}/runs{view}  ({n}{'+' if n == 1000 else ''} runs"
                    + (", grouped by cell" if view else "") + ")")
     return out
 

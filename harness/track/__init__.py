@@ -204,6 +204,11 @@ class Tracker:
                 best[rid] = r
         return {k: (r.info.run_id, r.info.status, r.data.tags.get(Tag.GIT_SHA, "")) for k, r in best.items()}
 
+    def experiments(self, count_up_to: int = 1000) -> list[tuple[str, str, dict[str, str], int]]:
+        """(id, name, tags, number of runs counted up to `count_up_to`) of every experiment of the store."""
+        return [(e.experiment_id, e.name, dict(e.tags), len(self.client.search_runs([e.experiment_id], max_results=count_up_to)))
+                for e in self.client.search_experiments()]
+
     def set_experiment_tags(self, exp_id: str, tags: dict[str, str]) -> None:
         """Experiment tags, e.g. its description (Tag.NOTE) and shared views of its runs page (Tag.SHARED_VIEW)."""
         for k, v in tags.items():
