@@ -262,3 +262,36 @@ def test_browser_shows_run_names_cell_groups_and_the_report(smoke_stores, tmp_pa
     finally:
         ui.terminate()
         ui.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_serves_the_studies_of_a_journal(tmp_path):
+    """`harness ui --optuna` over a journal file (the harness's default storage): once it prints its link the
+    dashboard answers with the journal's study."""
+    import json
+    import urllib.request
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "optuna-journal.log"
+    study = optuna.create_study(study_name="t/lr/model.pos_emb=abs/0", storage=JournalStorage(JournalFileBackend(str(journal))))
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True), n_trials=2)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ui = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--optuna", "--storage", str(journal), "--port", str(port)],
+                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=tmp_path)
+    try:
+        lines, deadline = [], time.monotonic() + 90
+        while time.monotonic() < deadline and (line := ui.stderr.readline()):
+            lines.append(line)
+            if "(Ctrl-C stops it)" in line:
+                break
+        assert any(f"http://127.0.0.1:{port}/dashboard" in ln for ln in lines), "".join(lines[-10:])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as r:
+            names = [s["study_name"] for s in json.load(r)["study_summaries"]]
+        assert names == ["t/lr/model.pos_emb=abs/0"]
+    finally:
+        ui.terminate()
+        ui.wait(timeout=60)
