@@ -17,7 +17,7 @@ from harness.orchestrate import run_tags
 from harness.session import suite_tags
 from harness.spec import load_and_expand
 from harness.tags import Kind, Outcome, Status, Tag
-from harness.track import RunLog, Tracker
+from harness.track import Tracker
 
 pytestmark = pytest.mark.bench
 
@@ -29,7 +29,11 @@ HISTORY_STEPS = (10, 20, 30, 40)  # exact/len_03 and examples_seen at each (what
 
 
 def populate(uri: str, overrides: list[str]) -> int:
-    """Write every run of the suite as a FINISHED child run, as a worker would have left it."""
+    """Write every run of the suite as a FINISHED child run with what a worker leaves (params, tags, final
+    metrics and the histories of exact/len_03 and examples_seen), each in three MLflow calls: create_run,
+    one log_batch, set_terminated."""
+    from mlflow.entities import Metric, Param, RunTag
+
     from harness.backends import Slot
 
     loaded, runs = load_and_expand(SUITE, overrides)
@@ -38,16 +42,17 @@ def populate(uri: str, overrides: list[str]) -> int:
     exp = t.experiment(loaded.spec.name)
     tags = suite_tags(loaded.spec.name)
     parent = t.start_parent(exp, f"{loaded.spec.name} populated", {**tags, Tag.KIND: Kind.INVOCATION, Tag.COMMAND: "populate"})
+    worker_tags = {Tag.DEVICE: "cpu", Tag.N_PARAMS: "13000", Tag.OUTCOME: Outcome.FINISHED}
     for i, r in enumerate(runs):
         mid = t.create_child(exp, parent, r.name, {**tags, **run_tags(r, Slot(i % 2), 0)})
-        log = RunLog(uri, mid)
-        log.log_params(r.config.flat())
-        log.set_tags({Tag.DEVICE: "cpu", Tag.N_PARAMS: "13000", Tag.OUTCOME: Outcome.FINISHED})
-        for step in HISTORY_STEPS[:-1]:
-            log.log_metrics({"exact/len_03": (i % 97) / 97 * step / 40, "examples_seen": step * 32.0}, step)
-        log.log_metrics({m: (i % 97) / 97 for m in METRICS} | {"train/loss": 1.0, "time/train_seconds": 1.0, "examples_seen": 40 * 32.0},
-                        r.config.training.steps)
-        log.finish(Status.FINISHED)
+        step = r.config.training.steps
+        values = {m: (i % 97) / 97 for m in METRICS} | {"train/loss": 1.0, "time/train_seconds": 1.0, "examples_seen": step * 32.0}
+        history = [Metric(k, v, 0, s) for s in HISTORY_STEPS[:-1]
+                   for k, v in {"exact/len_03": (i % 97) / 97 * s / step, "examples_seen": s * 32.0}.items()]
+        t.client.log_batch(mid, metrics=[*history, *(Metric(k, v, 0, step) for k, v in values.items())],
+                           params=[Param(k, str(v)) for k, v in r.config.flat().items()],
+                           tags=[RunTag(k, str(v)) for k, v in worker_tags.items()])
+        t.terminate(mid, Status.FINISHED)
     t.terminate(parent, Status.FINISHED)
     return len(runs)
 
