@@ -55,12 +55,18 @@ def claims_section(results: list[ClaimResult]) -> Section:
     return Section("Claims", ["id", "claim", "source", "paper value", "check", "measured", "statistics", "result"], rows, note=note)
 
 
+MAX_RUNS_LISTED = 1000  # a larger suite's runs index lists the first ones; `harness results` exports all
+
+
 def runs_section(df: pl.DataFrame, urls: dict[str, str]) -> Section:
-    """Every run with results, linked to its page in the MLflow UI."""
+    """Every run with results (up to MAX_RUNS_LISTED), linked to its page in the MLflow UI."""
     cols = [c for c in ("name", "cell", "seed", "stage", "outcome", "run_id") if c in df.columns]
-    rows = [[str(r[c]) if r[c] is not None else "" for c in cols] for r in df.select(cols).iter_rows(named=True)]
-    links = [[urls.get(r["run_id"], "") if j == 0 else "" for j in range(len(cols))] for r in df.select(cols).iter_rows(named=True)]
+    shown = df.select(cols).head(MAX_RUNS_LISTED)
+    rows = [[str(r[c]) if r[c] is not None else "" for c in cols] for r in shown.iter_rows(named=True)]
+    links = [[urls.get(r["run_id"], "") if j == 0 else "" for j in range(len(cols))] for r in shown.iter_rows(named=True)]
     note = "Each run's name links to its MLflow run page (params, metrics, tags, artifacts)." if urls else ""
+    if df.height > MAX_RUNS_LISTED:
+        note += f" The first {MAX_RUNS_LISTED} of {df.height} runs; `harness results SUITE` exports them all."
     return Section("Runs", cols, rows, note=note, links=links, latex=False)
 
 
