@@ -17,6 +17,8 @@ from typing import Any
 import polars as pl
 
 from harness.report import stats
+from harness.report.claim_text import axis_name as _axis_name
+from harness.report.claim_text import describe, numeric
 from harness.report.frame import long_format, natural, select, show
 from harness.spec.claim_models import (
     SUFFIX,
@@ -32,6 +34,8 @@ from harness.spec.claim_models import (
     Side,
 )
 from harness.spec.models import short_path
+
+__all__ = ["ClaimResult", "Verdict", "check_claims", "combine", "describe", "evaluate", "points"]
 
 PASS, FAIL, INCONCLUSIVE, NO_DATA, UNCHECKED = "PASS", "FAIL", "INCONCLUSIVE", "NO DATA", "not checked"
 STATUSES = (PASS, FAIL, INCONCLUSIVE, NO_DATA, UNCHECKED)
@@ -95,17 +99,6 @@ def num(v: float, sign: str = "") -> str:
     return "nan" if math.isnan(v) else f"{v:{sign}.0f}" if abs(v) >= 100 else f"{v:{sign}.2f}"
 
 
-def _numeric(x: Any) -> float | None:
-    if isinstance(x, bool):
-        return None
-    if isinstance(x, (int, float)):
-        return float(x)
-    try:
-        return float(str(x))
-    except ValueError:
-        return None
-
-
 def points(df: pl.DataFrame, check: CheckBase, side: Side | None = None, higher_is_better: bool = True) -> tuple[list[Point], int]:
     """The check's points (one per `by` group and axis value) and the number of runs behind them.  With a
     side's `best_of`, each point is the best configuration over those paths (by mean)."""
@@ -120,7 +113,7 @@ def points(df: pl.DataFrame, check: CheckBase, side: Side | None = None, higher_
     if check.from_ is not None or check.to is not None:
         lo = check.from_ if check.from_ is not None else -math.inf
         hi = check.to if check.to is not None else math.inf
-        keep = [(v := _numeric(x)) is not None and lo <= v <= hi for x in long["x"].to_list()]
+        keep = [(v := numeric(x)) is not None and lo <= v <= hi for x in long["x"].to_list()]
         long = long.filter(pl.Series(keep, dtype=pl.Boolean))
     n_runs = long["run_id"].n_unique() if not long.is_empty() else 0
     groups: dict[tuple, Point] = {}
@@ -136,15 +129,6 @@ def points(df: pl.DataFrame, check: CheckBase, side: Side | None = None, higher_
         pts = [Point({b: p.key[b] for b in check.by}, p.x, p.values, p.seeds) for p in best.values()]
     pts.sort(key=lambda p: (*[natural(p.key[b]) for b in check.by], natural(p.x)))
     return pts, n_runs
-
-
-def _axis_name(check: CheckBase, x: Any) -> str:
-    if check.axis is None:
-        return ""
-    if check.axis == SUFFIX:
-        name = (check.metric or "").rstrip("_/").split("/")[-1]
-        return f"{name} {show(x)}" if _numeric(x) is not None and name else show(x)
-    return f"{short_path(check.axis)} {show(x)}"
 
 
 def _label(check: CheckBase, p: Point, with_x: bool = True) -> str:
@@ -336,7 +320,7 @@ def _monotone(check: Monotone, df: pl.DataFrame) -> Verdict:
 
 
 def _same(x: Any, want: Any) -> bool:
-    a, b = _numeric(x), _numeric(want)
+    a, b = numeric(x), numeric(want)
     return a == b if a is not None and b is not None else str(x) == str(want)
 
 
@@ -361,52 +345,3 @@ def _crossover(check: Crossover, df: pl.DataFrame) -> Verdict:
         texts.append(f"swaps at {_axis_name(check, g[swap][0].x)} (a-b {num(d[before])} → {num(d[swap])}){group}"
                      + ("" if at_ok else f", expected at {check.at}"))
     return Verdict(PASS if ok else FAIL, "; ".join(texts), "means over seeds (no test)")
-
-
-# ------------------------------------------------------------------ the check in words
-def _where_text(where: dict[str, Any]) -> str:
-    def one(v: Any) -> str:
-        if isinstance(v, list):  # any of several values; a list of numbers is a list axis value
-            return str(v) if all(isinstance(u, (int, float)) for u in v) else "/".join(map(one, v))
-        return '""' if v == "" else str(v)
-
-    return ", ".join(f"{short_path(k)}={one(v)}" for k, v in where.items())
-
-
-def _scope(check: CheckBase) -> str:
-    parts = [_where_text(check.where)] if check.where else []
-    if check.axis is not None:
-        name = _axis_name(check, 0).rsplit(" ", 1)[0] if check.axis == SUFFIX else short_path(check.axis)
-        rng = "" if check.from_ is None and check.to is None else f" {'' if check.from_ is None else f'{check.from_:g}'}..{'' if check.to is None else f'{check.to:g}'}"
-        parts.append(f"every {name}{rng}")
-    if check.by:
-        parts.append("per " + ", ".join(map(short_path, check.by)))
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
-def _side_text(name: str, side: Side, check: CheckBase) -> str:
-    bits = ([side.metric] if side.metric and side.metric != check.metric else []) + ([_where_text(side.where)] if side.where else [])
-    bits += [f"best of {', '.join(map(short_path, side.best_of))}"] if side.best_of else []
-    return f"{name}: {', '.join(bits) or 'all'}"
-
-
-def describe(check: Any) -> str:
-    if isinstance(check, AllOf):
-        return " AND ".join(describe(c) for c in check.checks)
-    metric = check.metric or ""
-    if isinstance(check, AtLeast):
-        return f"{metric} ≥ {check.value:g}{_scope(check)}"
-    if isinstance(check, AtMost):
-        return f"{metric} ≤ {check.value:g}{_scope(check)}"
-    if isinstance(check, Between):
-        return f"{check.low:g} ≤ {metric} ≤ {check.high:g}{_scope(check)}"
-    if isinstance(check, Monotone):
-        tol = f", tolerance {check.tolerance:g}" if check.tolerance else ""
-        return f"{metric} {check.direction}{tol}{_scope(check)}"
-    sides = f"{_side_text('a', check.a, check)}; {_side_text('b', check.b, check)}"
-    if isinstance(check, Beats):
-        op = ">" if check.higher_is_better else "<"
-        margin = f" + {check.margin:g}" if check.margin and check.higher_is_better else f" - {check.margin:g}" if check.margin else ""
-        return f"{metric + ': ' if metric else ''}a {op} b{margin}{_scope(check)} [{sides}]"
-    at = f" at {check.at}" if check.at is not None else ""
-    return f"{metric + ': ' if metric else ''}a - b changes sign{at}{_scope(check)} [{sides}]"
