@@ -317,3 +317,20 @@ def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, ca
     assert "claims failed: rel_beats_abs (FAIL)" in capsys.readouterr().err
     assert main(["report", str(bad), *args[:-1]]) == 0  # without --check a failing claim is only reported
     assert len([r for r in t.client.search_runs([exp]) if "run_id" not in r.data.tags]) == 1  # the report run is reused
+
+
+def test_a_grid_over_learning_rates_is_not_pooled_silently(root):
+    """The issue's case: length_generalization with a grid over two learning rates (its runs as the report reads
+    them, metrics made up): the addition table names optimizer.lr as pooled and counts 2 runs per seed."""
+    from harness.report.frame import results_frame
+    from harness.report.results import SuiteResults
+    from harness.spec import load_and_expand
+    from harness.track import RunRecord
+
+    loaded, runs = load_and_expand(root / "suites" / "length_generalization.yaml", ["grid.optimizer.lr=[0.001,0.003]"])
+    recs = [RunRecord(f"m{r.run_id}", r.run_id, "FINISHED", {}, {}, {"exact/len_05": 0.1 * (i % 7)}) for i, r in enumerate(runs)]
+    res = SuiteResults(loaded.spec, loaded.path, results_frame(runs, recs), None, recs, len(runs), None, runs=runs)
+    t = metric_table(res.frame, loaded.spec.report.tables[0], res.axes())
+    seeds = {r.config.seed for r in runs if r.config.task.op == "add"}
+    assert t.pooled == {"optimizer.lr": 2} and "POOLED (not a row, column or `where`): optimizer.lr (2 values)" in t.note
+    assert {row[1] for row in t.cells} == {f"{2 * len(seeds)} runs / {len(seeds)} seeds"}
