@@ -8,7 +8,7 @@ PROFILE ?=
 WORKERS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help install suite validate expand tune report lint test test-fast bench ui install-scale clean
+.PHONY: help install suite validate expand tune report results status lint test test-fast bench ui dashboard install-scale clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -44,6 +44,12 @@ tune: install ## run only the tune blocks of a suite (Optuna studies; resumes): 
 report: install ## rebuild reports/<suite>/ from the tracking store
 	$(VENV)/bin/harness report $(SUITE) $(OVERRIDES) $(if $(PROFILE),--profile $(PROFILE))
 
+results: install ## export a suite's results (runs + metric histories): make results SUITE=x -> x_results.parquet
+	$(VENV)/bin/harness results $(SUITE) $(OVERRIDES)
+
+status: install ## per run of a suite: finished / stale / failed / running / missing
+	$(VENV)/bin/harness status $(SUITE) $(OVERRIDES)
+
 lint: install ## ruff: pyflakes, bugbear, isort, pyupgrade (pyproject.toml [tool.ruff])
 	$(VENV)/bin/ruff check .
 
@@ -59,6 +65,9 @@ bench: install-scale ## benchmarks (ratios against references measured in the sa
 
 ui: install ## MLflow UI on http://127.0.0.1:5000 over ./mlflow.db (harness ui; bound to localhost)
 	$(VENV)/bin/harness ui --tracking-uri sqlite:///$(CURDIR)/mlflow.db
+
+dashboard: install ## optuna-dashboard on http://127.0.0.1:8080 over the studies next to ./mlflow.db (harness ui --optuna)
+	$(VENV)/bin/harness ui --optuna --tracking-uri sqlite:///$(CURDIR)/mlflow.db
 
 clean: ## remove the venv and local run state (keeps mlflow.db)
 	rm -rf $(VENV) .harness .pytest_cache

@@ -1,9 +1,10 @@
-"""`harness` command line: validate | expand | run | tune | report | ui.  Parsing, printing and exit codes
-only: what each command does is harness.pipeline.
+"""`harness` command line: validate | expand | run | tune | report | results | status | ui.  Parsing, printing
+and exit codes only: what each command does is harness.pipeline.
 
-Exit codes: 0 ok; 1 failed runs (run) or failed claims (report --check); 2 bad input (one line
-`error: file:line: key.path: message` on stderr, nothing written) or a suite locked by a live
-orchestrator; 130 / 143 interrupted by SIGINT / SIGTERM (workers stopped, their runs marked KILLED)."""
+Exit codes: 0 ok; 1 failed runs (run) or a claim that FAILs or has NO DATA (report --check); 3 a claim
+INCONCLUSIVE and none failed (report --check); 2 bad input (one line `error: file:line: key.path: message`
+on stderr, nothing written), a suite locked by a live orchestrator, or uncommitted changes with
+--require-clean; 130 / 143 interrupted by SIGINT / SIGTERM (workers stopped, their runs marked KILLED)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from harness.spec.models import BACKENDS
 from harness.store import default_uri
 
 REPORTS_DIR = Path("reports")
+INCONCLUSIVE_EXIT = 3
 
 
 def is_override(arg: str) -> bool:
@@ -129,8 +131,17 @@ def cmd_expand(args: argparse.Namespace) -> int:
 
 def _print_report(result) -> None:
     for c in result.claims:
-        print(f"claim {c.status:<11} {c.claim.id}" + (f": {c.measured}" if c.measured else ""), file=sys.stderr)
+        print(f"claim {c.status:<12} {c.claim.id}" + (f": {c.measured}" if c.measured else ""), file=sys.stderr)
     print(f"report logged to MLflow: {result.logged_to}" if result.logged_to else f"warning: {result.warning}", file=sys.stderr)
+    if result.ui_link:
+        print(f"report in the MLflow UI (harness ui): {result.ui_link}", file=sys.stderr)
+
+
+def _print_tuning(summaries) -> None:
+    from harness.report.tuning import summary_line
+
+    for s in summaries:
+        print(summary_line(s), file=sys.stderr)
 
 
 def _warm_start(args: argparse.Namespace) -> WarmWorkers | None:
@@ -148,13 +159,14 @@ def _executing(args: argparse.Namespace, body: Callable[..., int], what_stopped:
     warm = _warm_start(args)
     try:
         from harness import pipeline  # torch, mlflow and the plugins: after the warm process started
+        from harness.provenance import DirtyTree
         from harness.session import Interrupted
         from harness.state import SuiteBusy
 
         suite = pipeline.load(args.suite, args.overrides, args.backend, args.profile)
         try:
             return body(pipeline, suite, warm)
-        except SuiteBusy as e:
+        except (SuiteBusy, DirtyTree) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as e:
@@ -169,10 +181,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     def body(pipeline, suite, warm) -> int:
         console = Console(stderr=True)
         reports = None if args.no_report else Path(args.reports_dir)
-        result = pipeline.run(suite, args.tracking_uri, args.workers, args.storage, reports, console, warm)
+        result = pipeline.run(suite, args.tracking_uri, args.workers, args.storage, reports, console, warm,
+                              require_clean=args.require_clean, rerun_stale=args.rerun_stale)
         out = result.outcome
         console.print(f"finished {len(out.finished)}, diverged {len(out.diverged)}, failed {len(out.failed)}, "
                       f"skipped (already finished) {out.skipped}" + (f"; runs took {out.seconds:.1f} s" if out.seconds else ""))
+        _print_tuning(result.tuning)
         if result.report is not None:
             _print_report(result.report)
             console.print(f"report: {result.report.path}")
@@ -188,7 +202,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     def body(pipeline, suite, warm) -> int:
         if not suite.loaded.spec.tune:
             raise SpecError(Loc(str(suite.loaded.path), 0, "tune"), "this suite declares no tune blocks")
-        pipeline.tune(suite, args.tracking_uri, args.workers, args.storage, Console(stderr=True), warm)
+        _, summaries = pipeline.tune(suite, args.tracking_uri, args.workers, args.storage, Console(stderr=True), warm)
+        _print_tuning(summaries)
         return 0
 
     return _executing(args, body, "running trials stopped and marked FAIL; rerun to resume the studies")
@@ -203,9 +218,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     _print_report(result)
     print(result.path)
     failed = [f"{c.claim.id} ({c.status})" for c in result.claims if c.failed]
+    undecided = [c.claim.id for c in result.claims if c.inconclusive]
     if args.check and failed:
         print(f"claims failed: {', '.join(failed)}", file=sys.stderr)
         return 1
+    if args.check and undecided:
+        print(f"claims inconclusive: {', '.join(undecided)} (more seeds would decide them)", file=sys.stderr)
+        return INCONCLUSIVE_EXIT
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    suite = pipeline.load(args.suite, args.overrides)
+    res = pipeline.results(suite, args.tracking_uri, storage=args.storage)
+    out = Path(args.out or f"{suite.name}_results.{args.format}")
+    for path in res.export(out, args.format):
+        print(path)
+    print(f"{res.frame.height} runs with results of {res.n_expected}; "
+          f"{0 if res.history is None else res.history.height} history points", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness import pipeline
+    from harness.report.status import summary
+
+    suite = pipeline.load(args.suite, args.overrides)
+    states = pipeline.status(suite, args.tracking_uri, args.storage)
+    table = Table(title=f"{suite.name}: {summary(states)}")
+    for col in ("state", "run", "run_id", "commit"):
+        table.add_column(col)
+    for st in states:
+        table.add_row(st.state, st.run.name, st.run.run_id, st.commit[:12])
+    Console(width=160).print(table)
+    if args.rerun_stale:
+        args.backend, args.require_clean, args.no_report = None, False, False
+        return cmd_run(args)
     return 0
 
 
@@ -222,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn, help_ in (("expand", cmd_expand, "print the runs a suite expands to"),
                             ("run", cmd_run, "run a suite (skips finished runs) and write its report"),
                             ("tune", cmd_tune, "run the suite's tune blocks (Optuna studies; resumes)"),
-                            ("report", cmd_report, "write reports/<suite>/ from the tracking store")):
+                            ("report", cmd_report, "write reports/<suite>/ from the tracking store"),
+                            ("results", cmd_results, "export the suite's results (runs and metric histories) as parquet or csv"),
+                            ("status", cmd_status, "per run: finished / stale (another commit) / failed / running / missing")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
         p.add_argument("overrides", nargs="*", help="overrides in Hydra's grammar (key=value, +key=value, ~key, key=a,b sweeps), re-validated")
@@ -231,18 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "expand":
             p.add_argument("--estimate", action="store_true", help="print each configuration's parameters, FLOPs and memory "
                                                                    "(always with --profile)")
-        if name in ("run", "tune", "report", "expand"):
+        if name in ("run", "tune", "report", "expand", "results", "status"):
             p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///./mlflow.db)")
-        if name in ("run", "tune", "report"):
+        if name in ("run", "tune", "report", "results", "status"):
             p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: optuna-journal.log next to the MLflow store)")
             p.add_argument("--reports-dir", default=str(REPORTS_DIR))
         if name == "report":
-            p.add_argument("--check", action="store_true", help="exit 1 when a claim FAILs or has NO DATA (for CI)")
+            p.add_argument("--check", action="store_true", help="exit 1 when a claim FAILs or has NO DATA, else 3 when one is INCONCLUSIVE (for CI)")
+        if name == "results":
+            p.add_argument("--out", default=None, help="the runs table's file (default <suite>_results.<format>); histories go to <stem>.history.<ext>")
+            p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+        if name == "status":
+            p.add_argument("--rerun-stale", action="store_true", help="then rerun the stale runs (harness run --rerun-stale)")
+            p.add_argument("--workers", type=int, default=None, help="CPU worker processes for --rerun-stale (default: cores)")
         if name in ("run", "tune"):
             p.add_argument("--workers", type=int, default=None, help="CPU worker processes (default: cores)")
             p.add_argument("--backend", choices=BACKENDS, default=None, help="where runs execute (default: the suite's scheduler.backend, else local)")
         if name == "run":
             p.add_argument("--no-report", action="store_true")
+            p.add_argument("--require-clean", action="store_true", help="refuse to run when the harness checkout has uncommitted changes")
+            p.add_argument("--rerun-stale", action="store_true", help="also rerun finished runs whose code commit differs from now")
     return ap
 
 

@@ -11,6 +11,8 @@ its parent are marked KILLED (FAILED for a bug) before the exception goes on."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shlex
 import sys
@@ -27,7 +29,7 @@ from harness.backends.base import JobQueue
 from harness.jobs import TrackedJobs, job_for
 from harness.session import Session
 from harness.spec.models import RunSpec, SuiteSpec
-from harness.tags import Kind, Outcome, Status, Tag
+from harness.tags import BASE_ABLATION, DIFF_ARTIFACT, Kind, Outcome, Status, Tag
 from harness.track import Tracker
 
 
@@ -60,7 +62,7 @@ class SuiteOutcome:
 
 
 def run_tags(run: RunSpec, slot: Slot | None, attempt: int) -> dict[str, str]:
-    tags = {Tag.RUN_ID: run.run_id, Tag.ABLATION: run.ablation, Tag.ATTEMPT: str(attempt)}
+    tags = {Tag.RUN_ID: run.run_id, Tag.ABLATION: run.ablation or BASE_ABLATION, Tag.CELL: run.cell, Tag.ATTEMPT: str(attempt)}
     tags |= {Tag.SLOT: str(slot.index)} if slot is not None else {}
     tags |= {Tag.STAGE: run.stage} if run.stage else {}
     tags |= {Tag.SOURCE_RUN_ID: run.config.source.run_id} if run.config.source else {}
@@ -69,13 +71,31 @@ def run_tags(run: RunSpec, slot: Slot | None, attempt: int) -> dict[str, str]:
     return tags
 
 
-def source_note(run: RunSpec, source_mlflow_id: str | None, experiment_id: str) -> dict[str, str]:
-    """A stage run's link to its source run: tag and description (the MLflow UI renders it as a link)."""
+def describe_run(run: RunSpec, suite_description: str = "") -> str:
+    """The run's description in the MLflow UI (Markdown): what it is, then the suite's description."""
+    c = run.config
+    what = (f"Suite `{run.suite}`, cell `{run.cell}`, seed {c.seed}" + (f", ablation `{run.ablation}`" if run.ablation else "")
+            + f": task `{c.task.name}`, model `{c.model.name}`, method `{c.method.name}`, {c.training.steps} steps"
+            + (f", tuned {', '.join(f'{k}={v}' for k, v in run.tuned.items())}" if run.tuned else "") + f" (run_id `{run.run_id}`).")
+    return what + (f"\n\n{suite_description.strip()}" if suite_description.strip() else "")
+
+
+def source_note(run: RunSpec, source_mlflow_id: str | None, experiment_id: str, suite_description: str = "") -> dict[str, str]:
+    """The run's description; a stage run's also links its source run (tag and description: the MLflow UI renders it as a link)."""
     if run.config.source is None or source_mlflow_id is None:
-        return {}
+        return {Tag.NOTE: describe_run(run, suite_description)}
     link = f"[{run.source_name}](#/experiments/{experiment_id}/runs/{source_mlflow_id})"
     return {Tag.SOURCE_MLFLOW_ID: source_mlflow_id,
-            Tag.NOTE: f"Stage `{run.stage}`: starts from the `{run.config.source.stage}` run {link} (run_id {run.config.source.run_id})."}
+            Tag.NOTE: f"Stage `{run.stage}`: starts from the `{run.config.source.stage}` run {link} (run_id {run.config.source.run_id}).\n\n"
+                      + describe_run(run, suite_description)}
+
+
+def dataset_input(run: RunSpec) -> dict[str, str]:
+    """The run's training data as an MLflow dataset: named by its task, identified by the hash of the task's config."""
+    cfg = run.config.task.model_dump(mode="json")
+    text = json.dumps(cfg, sort_keys=True)
+    return {"name": run.config.task.name, "digest": hashlib.sha256(text.encode()).hexdigest()[:16], "source": text,
+            "profile": json.dumps({"generated": True, "seed": run.config.seed})}
 
 
 def retries_for(spec: SuiteSpec, run: RunSpec) -> int:
@@ -90,10 +110,11 @@ def _progress(console: Console) -> Progress:
 
 
 def run_suite(spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, session: Session, pool: Pool,
-              console: Console | None = None) -> SuiteOutcome:
-    """Train the runs of `runs` not yet FINISHED in the store (raises Interrupted on SIGINT / SIGTERM)."""
+              console: Console | None = None, rerun: frozenset[str] = frozenset()) -> SuiteOutcome:
+    """Train the runs of `runs` not yet FINISHED in the store, and those of `rerun` (run_ids: e.g. stale runs)
+    again (raises Interrupted on SIGINT / SIGTERM)."""
     console = console or Console(stderr=True)
-    done = tracker.finished(session.experiment_id)
+    done = {k: v for k, v in tracker.finished(session.experiment_id).items() if k not in rerun}
     todo = [r for r in runs if r.run_id not in done]
     out = SuiteOutcome(total=len(runs), skipped=len(runs) - len(todo), experiment_id=session.experiment_id)
     console.print(f"[bold]{spec.name}[/]: {len(runs)} runs, {out.skipped} already finished, {len(todo)} to run")
@@ -104,7 +125,9 @@ def run_suite(spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, session: S
     command = " ".join(shlex.quote(a) for a in sys.argv)
     out.parent_id = tracker.start_parent(session.experiment_id, f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}", {
         **session.tags, Tag.KIND: Kind.INVOCATION, Tag.COMMAND: command, Tag.N_RUNS: str(len(todo)),
-        Tag.ORCHESTRATOR_PID: str(os.getpid())})
+        Tag.ORCHESTRATOR_PID: str(os.getpid()), Tag.NOTE: f"`{command}`: {len(todo)} runs of suite `{spec.name}`.\n\n{session.description}"})
+    if session.code.dirty:
+        tracker.log_text(out.parent_id, session.code.diff, DIFF_ARTIFACT)
     tracked = TrackedJobs(tracker, session.experiment_id, out.parent_id)
     log_dir, ckpt_dir = session.store.log_dir(spec.name), session.store.checkpoint_dir(spec.name)
     try:
@@ -119,8 +142,13 @@ def run_suite(spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, session: S
             def on_start(job: Job, slot: Slot) -> list[str]:
                 r = by_key[job.key]
                 source_id = sources.get(r.config.source.run_id) if r.config.source else None
-                tags = {**session.tags, **run_tags(r, slot, job.attempt), **source_note(r, source_id, session.experiment_id)}
-                return [*tracked.start(job, r.name, tags), "--attempt", str(job.attempt)]
+                tags = {**session.tags, **run_tags(r, slot, job.attempt), **source_note(r, source_id, session.experiment_id, session.description)}
+                argv = tracked.start(job, r.name, tags)
+                mid = tracked.mlflow_ids[job.key]
+                tracker.log_dataset(mid, **dataset_input(r))
+                if session.code.dirty:
+                    tracker.log_text(mid, session.code.diff, DIFF_ARTIFACT)
+                return [*argv, "--attempt", str(job.attempt)]
 
             def skip(job: Job, because: RunSpec) -> None:
                 r = by_key[job.key]

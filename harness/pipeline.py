@@ -5,6 +5,8 @@
     result = pipeline.run(suite, workers=2)                     # tune (if the suite asks) -> runs -> report
     result.outcome.failed, result.report.path, result.report.claims
     pipeline.report(suite).claims                               # rebuild the report from the store
+    pipeline.results(suite).frame                               # polars: one row per run (+ .history); .to_pandas()
+    pipeline.status(suite)                                      # finished / stale / failed / running / missing per run
 
     suite.yaml -> SuiteSpec -> [RunSpec] -> (tune: [RunSpec] with best params) -> pool -> worker -> MLflow -> report
 
@@ -23,14 +25,19 @@ from harness.backends import BackendUnavailable, Pool, WarmWorkers, check_backen
 from harness.estimate import Cache as EstimateCache
 from harness.estimate import Estimate, estimate
 from harness.orchestrate import SuiteOutcome, run_suite
-from harness.report import ClaimResult, collect
+from harness.provenance import require_clean as refuse_dirty
+from harness.report import ClaimResult, SuiteResults, check_claims, collect
+from harness.report.claims import INCONCLUSIVE
+from harness.report.seeds import claim_cells, extra_seed_runs
+from harness.report.status import STALE, RunState, run_states
 from harness.report.tuning import tuning_section
 from harness.session import Session, suite_session
 from harness.spec import LoadedSuite, RunSpec, SpecError, load_and_expand
 from harness.spec.errors import Loc
 from harness.spec.expand import expand_stage, stage_seeds
 from harness.spec.tune import TuneScope
-from harness.store import StoreLayout, default_uri
+from harness.store import StoreLayout, default_uri, ui_url
+from harness.tags import Tag
 from harness.track import Tracker, TrackingError
 from harness.tune.study import StudySummary, apply_studies, default_storage, suite_scope, tune_suite
 from harness.validate import Checked, ConfigSummary, check_suite
@@ -64,6 +71,7 @@ class ReportResult:
     claims: list[ClaimResult]
     logged_to: str | None  # the MLflow artifact URI, or None when logging it failed (`warning` says why)
     warning: str = ""
+    ui_link: str = ""  # report.html in the MLflow UI (the parent run's artifacts)
 
 
 @dataclass
@@ -195,39 +203,86 @@ def tune(suite: Suite, tracking_uri: str | None = None, workers: int | None = No
     tracker, console = Tracker(tracking_uri), _console(console)
     if not _has_tuning(suite):
         return suite.runs, []
-    with suite_session(suite.name, tracker, console) as session, \
+    with _session(suite, tracker, console) as session, \
             make_pool(suite.loaded.spec.scheduler, workers, warm, session.store.log_dir(suite.name)) as pool:
         runs, summaries, _ = _tuned_in_session(suite, tracker, session, pool, storage or default_storage(tracker.uri), console)
         return runs, summaries
 
 
+def _session(suite: Suite, tracker: Tracker, console: Console):
+    return suite_session(suite.name, tracker, console, str(suite.loaded.path), suite.loaded.spec.description)
+
+
 def run(suite: Suite, tracking_uri: str | None = None, workers: int | None = None, storage: str | None = None,
-        reports_dir: Path | None = REPORTS_DIR, console: Console | None = None, warm: WarmWorkers | None = None) -> RunResult:
-    """Tune what the suite asks (finished studies are not rerun), train the runs not yet finished, then
-    write the report under `reports_dir` (None: no report).  Raises SuiteBusy when a live orchestrator
-    holds the suite, Interrupted on SIGINT / SIGTERM."""
+        reports_dir: Path | None = REPORTS_DIR, console: Console | None = None, warm: WarmWorkers | None = None,
+        require_clean: bool = False, rerun_stale: bool = False) -> RunResult:
+    """Tune what the suite asks (finished studies are not rerun), train the runs not yet finished (with
+    `rerun_stale`, also those finished by another commit), add seeds where a claim asks for seeds until
+    decided, then write the report under `reports_dir` (None: no report).  Raises DirtyTree with
+    `require_clean` and uncommitted changes, SuiteBusy when a live orchestrator holds the suite,
+    Interrupted on SIGINT / SIGTERM."""
+    if require_clean:
+        refuse_dirty()
     tracker, console = Tracker(tracking_uri), _console(console)
     spec = suite.loaded.spec
     storage = storage or default_storage(tracker.uri)
-    with suite_session(suite.name, tracker, console) as session, \
+    with _session(suite, tracker, console) as session, \
             make_pool(spec.scheduler, workers, warm, session.store.log_dir(suite.name)) as pool:
         runs, summaries, earlier = suite.runs, [], []
         if _has_tuning(suite):
             runs, summaries, earlier = _tuned_in_session(suite, tracker, session, pool, storage, console)
-        outcome = run_suite(spec, runs, tracker, session, pool, console).after(earlier)
+        stale = frozenset(s.run.run_id for s in run_states(suite.name, runs, tracker) if s.state == STALE) if rerun_stale else frozenset()
+        outcome = run_suite(spec, runs, tracker, session, pool, console, stale).after(earlier)
+        for more in until_decided(suite, runs, tracker, session, pool, console):
+            outcome.total += more.total
+            for name in ("finished", "diverged", "failed", "killed", "skipped_after_failure"):
+                getattr(outcome, name).extend(getattr(more, name))
+            outcome.seconds += more.seconds
     result = _report(suite, runs, summaries, tracker, reports_dir) if reports_dir is not None else None
     return RunResult(outcome, runs, summaries, result)
+
+
+def until_decided(suite: Suite, runs: list[RunSpec], tracker: Tracker, session: Session, pool: Pool,
+                  console: Console) -> list[SuiteOutcome]:
+    """Seeds until decided: while a claim with `until_decided` is INCONCLUSIVE, train `step` more seeds of the
+    cells its check reads (up to its `max_seeds`), then check it again.  Returns the outcome of each round."""
+    spec = suite.loaded.spec
+    claims = [c for c in spec.claims if c.until_decided is not None]
+    outcomes: list[SuiteOutcome] = []
+    while claims:
+        results = collect(spec, suite.loaded.path, runs, tracker, suite.overrides, history_keys=[])
+        more: dict[str, RunSpec] = {}
+        for claim, verdict in zip(claims, check_claims(claims, results.frame)):
+            cells = claim_cells(claim, results.frame)
+            seeds = max((len({r.config.seed for r in results.runs if r.cell == c}) for c in cells), default=0)
+            if verdict.status == INCONCLUSIVE and cells and seeds < claim.until_decided.max_seeds:
+                n = min(seeds + claim.until_decided.step, claim.until_decided.max_seeds)
+                more.update({r.run_id: r for r in extra_seed_runs(results.runs, cells, n)})
+                console.print(f"claim {claim.id} INCONCLUSIVE at {seeds} seeds: adding seeds up to {n} ({verdict.measured})")
+        todo = [r for r in more.values() if r.run_id not in {x.run_id for x in results.runs}]
+        if not todo:
+            return outcomes
+        outcomes.append(run_suite(spec, todo, tracker, session, pool, console))
+        if not outcomes[-1].ok:
+            return outcomes
+    return outcomes
+
+
+def _stored_runs(suite: Suite, tracker: Tracker, storage: str | None, console: Console | None) -> tuple[list[RunSpec], list[StudySummary]]:
+    """The final runs as the store's studies stand (a tuned cell's best params; nothing trained)."""
+    if not _has_tuning(suite):
+        return suite.runs, []
+    stored = storage or default_storage(tracker.uri)
+    runs, summaries = _derive(suite, lambda scope, rs, upstream: apply_studies(suite.loaded, rs, stored, scope))
+    _warn_untuned(summaries, _console(console))
+    return runs, summaries
 
 
 def report(suite: Suite, tracking_uri: str | None = None, storage: str | None = None, reports_dir: Path = REPORTS_DIR,
            console: Console | None = None) -> ReportResult:
     """Rebuild `reports_dir/<suite>/` from the store (studies read as they stand, nothing trained)."""
     tracker = Tracker(tracking_uri)
-    runs, summaries = suite.runs, []
-    if _has_tuning(suite):
-        stored = storage or default_storage(tracker.uri)
-        runs, summaries = _derive(suite, lambda scope, rs, upstream: apply_studies(suite.loaded, rs, stored, scope))
-        _warn_untuned(summaries, _console(console))
+    runs, summaries = _stored_runs(suite, tracker, storage, console)
     return _report(suite, runs, summaries, tracker, reports_dir)
 
 
@@ -239,12 +294,38 @@ def _warn_untuned(summaries: list[StudySummary], console: Console) -> None:
 
 def _report(suite: Suite, runs: list[RunSpec], summaries: list[StudySummary], tracker: Tracker, reports_dir: Path) -> ReportResult:
     """Write reports_dir/<suite>/ (a profile's: <suite>.<profile>/) and log it to the suite's newest parent
-    run; claims checked once."""
+    run, with the claims' verdicts as its tags and a link to report.html in its description; claims checked once."""
     results = collect(suite.loaded.spec, suite.loaded.path, runs, tracker, suite.overrides)
     claims = results.claims()
     out_dir = reports_dir / suite.report_name
     path = results.write(out_dir, [tuning_section(summaries)] if _has_tuning(suite) else [], claims)
     try:
-        return ReportResult(path, claims, tracker.log_report(suite.name, out_dir, results.parent))
+        uri = tracker.log_report(suite.name, out_dir, results.parent)
     except TrackingError as e:
         return ReportResult(path, claims, None, f"report not logged to MLflow: {e}")
+    parent = tracker.newest_parent(results.experiment_id or tracker.experiment_id(suite.name) or "")
+    link = ""
+    if parent is not None:
+        exp = results.experiment_id or tracker.experiment_id(suite.name) or ""
+        link = f"{ui_url(tracker.uri)}/#/experiments/{exp}/runs/{parent.mlflow_id}/artifacts/report/report.html"
+        counts = ", ".join(f"{sum(c.status == s for c in claims)} {s}" for s in dict.fromkeys(c.status for c in claims))
+        note = (f"{suite.loaded.spec.description.strip()}\n\n**Report**: [report/report.html](#/experiments/{exp}/runs/"
+                f"{parent.mlflow_id}/artifacts/report/report.html)" + (f"; claims: {counts}." if claims else "."))
+        tracker.set_tags(parent.mlflow_id, {Tag.NOTE: note, **{f"{Tag.CLAIM}{c.claim.id}": c.status for c in claims},
+                                            **{f"{Tag.CLAIM}{c.claim.id}.measured": c.measured[:500] for c in claims if c.measured}})
+    return ReportResult(path, claims, uri, ui_link=link)
+
+
+def results(suite: Suite, tracking_uri: str | None = None, history: bool = True, storage: str | None = None) -> SuiteResults:
+    """The suite's results from the store: `.frame` (one row per run) and `.history` (every logged metric's
+    points, run_id / metric / step / value, with `history`), polars frames; `.export(path, fmt)` writes both."""
+    tracker = Tracker(tracking_uri)
+    runs, _ = _stored_runs(suite, tracker, storage, None)
+    return collect(suite.loaded.spec, suite.loaded.path, runs, tracker, suite.overrides, history_keys="all" if history else [])
+
+
+def status(suite: Suite, tracking_uri: str | None = None, storage: str | None = None) -> list[RunState]:
+    """Each run of the suite: finished / stale (finished by another commit) / failed / running / missing."""
+    tracker = Tracker(tracking_uri)
+    runs, _ = _stored_runs(suite, tracker, storage, None)
+    return run_states(suite.name, runs, tracker)

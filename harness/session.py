@@ -8,6 +8,7 @@ and their runs marked."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from harness.provenance import CodeVersion, code_version, user
 from harness.state import SuiteLock
 from harness.store import StoreLayout
-from harness.tags import Tag
-from harness.track import Tracker, environment_tags, git_sha
+from harness.tags import CELLS_VIEW, Tag
+from harness.track import Tracker, environment_tags
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -61,21 +63,39 @@ class Session:
     store: StoreLayout
     experiment_id: str
     tags: dict[str, str]  # of every run the invocation creates (suite_tags)
+    code: CodeVersion
+    description: str = ""  # the suite's
 
 
-def suite_tags(suite: str) -> dict[str, str]:
-    """Tags of every run an invocation creates: suite, git sha, package versions."""
-    return {Tag.SUITE: suite, Tag.GIT_SHA: git_sha(), **environment_tags()}
+# The runs page grouped by the `cell` tag (mean over each cell's seeds): what the MLflow UI opens at
+# #/experiments/<id>/runs?viewStateShareKey=harness-cells (its shared-view format: an experiment tag holding the view's JSON).
+CELLS_VIEW_STATE = {"groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": Tag.CELL}]}}
+
+
+def experiment_tags(description: str) -> dict[str, str]:
+    """The suite's experiment: its description and the shared view of its runs grouped by cell."""
+    return {Tag.NOTE: description.strip(), f"{Tag.SHARED_VIEW}{CELLS_VIEW}": json.dumps(CELLS_VIEW_STATE)}
+
+
+def suite_tags(suite: str, source: str = "") -> dict[str, str]:
+    """Tags of every run an invocation creates: suite, the code (the harness checkout's commit, dirty or not,
+    the lock file's hash), package versions, and MLflow's standard source / commit / user tags."""
+    code = code_version()
+    return {Tag.SUITE: suite, Tag.GIT_SHA: code.commit, Tag.GIT_DIRTY: str(code.dirty).lower(), Tag.LOCK_SHA: code.lock_sha256,
+            Tag.SOURCE_NAME: source or suite, Tag.SOURCE_TYPE: "LOCAL", Tag.SOURCE_COMMIT: code.commit, Tag.USER: user(),
+            **environment_tags()}
 
 
 @contextmanager
-def suite_session(suite: str, tracker: Tracker, console: Console) -> Iterator[Session]:
-    """Raises SuiteBusy if a live orchestrator holds the suite's lock."""
+def suite_session(suite: str, tracker: Tracker, console: Console, source: str = "", description: str = "") -> Iterator[Session]:
+    """Raises SuiteBusy if a live orchestrator holds the suite's lock.  `source`: the suite file (MLflow's
+    source name); `description`: the suite's, shown on its experiment."""
     tracker.setup()
     store = StoreLayout.from_uri(tracker.uri)
     with SuiteLock(store.lock_path(suite), suite), stop_signals_interrupt():
         exp_id = tracker.experiment(suite)
+        tracker.set_experiment_tags(exp_id, experiment_tags(description))
         reaped = tracker.reap_running(exp_id)
         if reaped:
             console.print(f"[yellow]{len(reaped)} runs left RUNNING by a dead orchestrator[/] marked KILLED (outcome=orphaned)")
-        yield Session(suite, store, exp_id, suite_tags(suite))
+        yield Session(suite, store, exp_id, suite_tags(suite, source), code_version(), description.strip())

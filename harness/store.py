@@ -12,6 +12,7 @@ relative database path is relative to the current directory, like sqlite's own).
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,19 @@ from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
 JOURNAL_NAME = "optuna-journal.log"
+UI_URL = "http://127.0.0.1:5000"  # where `harness ui` serves a local store
+
+
+def ui_url(uri: str) -> str:
+    """The MLflow UI of a tracking URI: a tracking server is its own UI; a local store is served by `harness ui`
+    ($HARNESS_UI_URL when it runs elsewhere)."""
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return os.environ.get("HARNESS_UI_URL", UI_URL).rstrip("/")
+
+
+def run_url(base: str, experiment_id: str, mlflow_id: str) -> str:
+    return f"{base}/#/experiments/{experiment_id}/runs/{mlflow_id}"
 
 
 def default_uri(cwd: Path | None = None) -> str:

@@ -47,14 +47,21 @@ class Tag:
 
     RUN_ID = "run_id"  # the RunSpec's content hash (MLflow's own id is `mlflow_id` in this code)
     SUITE = "suite"
-    ABLATION = "ablation"
+    ABLATION = "ablation"  # the ablation's name; BASE_ABLATION for the suite's own runs
+    CELL = "cell"  # the run without its seed (RunSpec.cell): Group by cell in the MLflow UI = the report's rows
     OUTCOME = "outcome"
     ATTEMPT = "attempt"
     SLOT = "slot"
     EXIT_CODE = "exit_code"
     KIND = "harness.kind"
     PARENT = "mlflow.parentRunId"
-    GIT_SHA = "git_sha"
+    GIT_SHA = "git_sha"  # the harness checkout's commit (harness.provenance)
+    GIT_DIRTY = "git_dirty"  # "true": uncommitted changes, their diff in the artifact DIFF_ARTIFACT
+    LOCK_SHA = "lock_sha256"  # of requirements.lock
+    SOURCE_NAME = "mlflow.source.name"  # MLflow's standard tags (the UI's Source and User columns)
+    SOURCE_TYPE = "mlflow.source.type"
+    SOURCE_COMMIT = "mlflow.source.git.commit"
+    USER = "mlflow.user"
     DEVICE = "device"
     N_PARAMS = "n_params"
     RESUMED_FROM = "resumed_from_step"
@@ -67,7 +74,7 @@ class Tag:
     SOURCE_RUN_ID = "source.run_id"  # a stage run's source (its run_id; its MLflow run in SOURCE_MLFLOW_ID)
     SOURCE_MLFLOW_ID = "source.mlflow_id"
     SKIPPED_BECAUSE = "skipped_because"
-    NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+    NOTE = "mlflow.note.content"  # the run's (or experiment's) description in the MLflow UI
     TRIAL_STUDY = "trial.study"
     TRIAL_NUMBER = "trial.number"
     TRIAL_STATE = "trial.state"
@@ -78,3 +85,10 @@ class Tag:
     HYDRA_OVERRIDES = "hydra.overrides"  # a Hydra job's overrides (hydra_plugins.harness_launcher)
     HYDRA_JOB_DIR = "hydra.job_dir"  # where Hydra put the job's outputs
     HYDRA_JOB_NUM = "hydra.job_num"
+    CLAIM = "claim."  # on an invocation's parent: claim.<id> = its verdict, claim.<id>.measured
+    SHARED_VIEW = "mlflow.sharedViewState."  # + key, on an experiment: a runs-page view the UI opens with ?viewStateShareKey=key
+
+
+CELLS_VIEW = "harness-cells"  # the shared view of a suite's runs grouped by cell (the report's rows)
+BASE_ABLATION = "none"  # tag `ablation` of a suite's own runs (not an ablation), so Group by ablation keeps them apart
+DIFF_ARTIFACT = "code/uncommitted.diff"

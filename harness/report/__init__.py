@@ -1,4 +1,5 @@
-"""Results (from the tracking store) -> DataFrame -> tables / figures / claims -> reports/<suite>/."""
+"""Results (from the tracking store) -> polars frames (frame) -> statistics over seeds (stats) -> tables /
+figures / claims -> reports/<suite>/; `harness results` exports the frames, `harness status` (status)."""
 
 from harness.report.claims import ClaimResult, check_claims
 from harness.report.document import Section

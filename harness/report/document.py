@@ -17,6 +17,8 @@ class Section:
     rows: list[list[str]]
     note: str = ""
     bold: Optional[list[list[bool]]] = None
+    links: Optional[list[list[str]]] = None  # a URL per cell ("" for none): HTML anchors, Markdown links
+    latex: bool = True  # part of tables.tex (a runs index is not)
 
     def __post_init__(self) -> None:
         bad = [i for i, r in enumerate(self.rows) if len(r) != len(self.columns)]
@@ -26,13 +28,17 @@ class Section:
     def is_bold(self, i: int, j: int) -> bool:
         return bool(self.bold and self.bold[i][j])
 
+    def link(self, i: int, j: int) -> str:
+        return self.links[i][j] if self.links else ""
+
     def markdown(self) -> str:
         def cell(text: str) -> str:
             return text.replace("|", "\\|").replace("\n", " ")
 
         lines = ["| " + " | ".join(map(cell, self.columns)) + " |", "|" + "|".join("---" for _ in self.columns) + "|"]
         for i, row in enumerate(self.rows):
-            lines.append("| " + " | ".join(f"**{cell(c)}**" if self.is_bold(i, j) else cell(c) for j, c in enumerate(row)) + " |")
+            texts = [f"[{cell(c)}]({self.link(i, j)})" if self.link(i, j) else cell(c) for j, c in enumerate(row)]
+            lines.append("| " + " | ".join(f"**{t}**" if self.is_bold(i, j) else t for j, t in enumerate(texts)) + " |")
         return "\n".join(lines)
 
 
@@ -40,6 +46,7 @@ class Section:
 class Figure:
     title: str
     path: Optional[Path]  # None: nothing to plot yet
+    note: str = ""  # how the lines and bands are made
 
 
 @dataclass

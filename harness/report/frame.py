@@ -1,125 +1,147 @@
-"""Tracking-store records -> one pandas DataFrame, one row per run."""
+"""The results layer (polars): one row per run and a long table of metric histories.
+
+`results_frame`: built from the typed RunSpecs the report expands (config columns carry the suite's own
+values: a list axis is a list column, never MLflow's string of it), joined with the store's final metrics.
+Columns: run_id, mlflow_id, name, cell (the run without its seed), stage, ablation, outcome, every config
+path (`RunConfig.flat()`, a stage run's source under `source.`), then one column per metric.
+`history_frame`: run_id, metric, step, value.  `select` filters on `where:` values written in the suite."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import pandas as pd
+import polars as pl
 
 from harness.spec.models import RunSpec
 from harness.track import RunRecord
 
-
-def parse_param(text: str) -> Any:
-    """MLflow stores params as strings; give scalars back their type (lists stay strings)."""
-    if text in ("True", "False"):
-        return text == "True"
-    if text == "None":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+ID_COLUMNS = ("run_id", "mlflow_id", "name", "cell", "stage", "ablation", "outcome")
+MISSING = "–"  # shown for a key a run does not have (e.g. pos_emb of an LSTM)
 
 
-def _cell(value: Any) -> Any:
-    """A config value as a frame cell: a list (an axis over lists) as the text MLflow shows, e.g. "[5, 20]"."""
-    return str(value) if isinstance(value, list) else value
+def _series(name: str, values: list[Any]) -> pl.Series:
+    """A typed column: ints and floats together are floats; other mixed kinds (e.g. an int in some runs, a
+    string in others) become text."""
+    numbers = [v for v in values if v is not None]
+    if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers) \
+            and any(isinstance(v, float) for v in numbers):
+        values = [None if v is None else float(v) for v in values]
+    try:
+        return pl.Series(name, values, strict=True)
+    except (TypeError, pl.exceptions.PolarsError, OverflowError):
+        return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.String)
 
 
-def config_columns(record: RunRecord, runs: Mapping[str, RunSpec] | None) -> dict[str, Any]:
-    """The run's config columns: from its RunSpec (typed; a stage run adds `stage` and its source's
-    config under `source.`), else parsed back from the MLflow params."""
-    spec = runs.get(record.run_id) if runs is not None else None
-    if spec is None:
-        return {k: parse_param(v) for k, v in record.params.items()}
-    return {"stage": spec.stage, **{k: _cell(v) for k, v in spec.config.flat().items()}}
+def build(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+    """A frame from dict rows (keys missing in a row are null), one typed column per key, in first-seen order."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return pl.DataFrame([_series(k, [r.get(k) for r in rows]) for k in keys]) if rows else pl.DataFrame()
 
 
-def results_frame(records: Iterable[RunRecord], runs: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
-    """One row per run: run_id, ablation, outcome, config columns (see config_columns), final metrics."""
+def run_columns(run: RunSpec) -> dict[str, Any]:
+    """What a run's row says about it before any metric: identity and config."""
+    return {"run_id": run.run_id, "name": run.name, "cell": run.cell, "stage": run.stage, "ablation": run.ablation,
+            **run.config.flat()}
+
+
+def results_frame(runs: Sequence[RunSpec], records: Iterable[RunRecord]) -> pl.DataFrame:
+    """One row per run of `runs` that has a record in the store (see the module docstring)."""
+    by_id = {r.run_id: r for r in runs}
     rows = []
-    for r in records:
-        row: dict[str, Any] = {"run_id": r.run_id, "ablation": r.tags.get("ablation", ""), "outcome": r.tags.get("outcome", "")}
-        row.update(config_columns(r, runs))
-        row.update(r.metrics)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    for rec in records:
+        run = by_id.get(rec.run_id)
+        if run is None:
+            continue
+        rows.append({**run_columns(run), "mlflow_id": rec.mlflow_id, "outcome": rec.tags.get("outcome", ""), **rec.metrics})
+    df = build(rows)
+    return df.select([*[c for c in ID_COLUMNS if c in df.columns], *[c for c in df.columns if c not in ID_COLUMNS]]) if rows else df
 
 
-def history_frame(records: Iterable[RunRecord], histories: dict[str, dict[str, list[tuple[int, float]]]],
-                  runs: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
-    """Long format of metric histories: one row per (run, step), config columns + one column per metric.
-    `histories` maps a record's mlflow_id to its metric -> [(step, value)]."""
-    rows = []
-    for r in records:
-        params = config_columns(r, runs)
-        by_step: dict[int, dict[str, float]] = {}
-        for key, points in histories.get(r.mlflow_id, {}).items():
-            for step, value in points:
-                by_step.setdefault(step, {})[key] = value
-        ablation = r.tags.get("ablation", "")  # as in results_frame: figures select ablations like tables do
-        rows += [{"run_id": r.run_id, "ablation": ablation, **params, "step": step, **values} for step, values in sorted(by_step.items())]
-    return pd.DataFrame(rows)
+def history_frame(histories: Mapping[str, Sequence[tuple[str, int, float]]]) -> pl.DataFrame:
+    """Long format: run_id, metric, step, value.  `histories` maps a run_id to its (metric, step, value) points."""
+    cols: dict[str, list[Any]] = {"run_id": [], "metric": [], "step": [], "value": []}
+    for run_id, points in histories.items():
+        for metric, step, value in points:
+            cols["run_id"].append(run_id)
+            cols["metric"].append(metric)
+            cols["step"].append(step)
+            cols["value"].append(value)
+    return pl.DataFrame(cols, schema={"run_id": pl.String, "metric": pl.String, "step": pl.Int64, "value": pl.Float64})
 
 
-def select(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
-    """Rows whose columns equal the given values (a list means any of)."""
-    mask = pd.Series(True, index=df.index)
-    for col, want in where.items():
-        if col not in df.columns:
-            return df.iloc[0:0]
-        mask &= df[col].isin(want if isinstance(want, list) else [want])
-    return df[mask]
-
-
-def metric_columns(df: pd.DataFrame, prefix: str) -> dict[str, Any]:
+def metric_columns(df: pl.DataFrame, prefix: str) -> dict[str, Any]:
     """Metric columns starting with `prefix` -> column label (the rest of the name, as int when numeric)."""
     out = {}
     for c in df.columns:
-        if isinstance(c, str) and c.startswith(prefix):
+        if c.startswith(prefix) and c not in ID_COLUMNS:
             rest = c[len(prefix):]
             out[c] = int(rest) if rest.isdigit() else rest
     return dict(sorted(out.items(), key=lambda kv: (isinstance(kv[1], str), kv[1])))
 
 
-MISSING = "–"  # shown for a key a run does not have (e.g. pos_emb of an LSTM)
+def matches(value: Any, want: Any) -> bool:
+    """A `where:` value: equal to the run's value, or (a list) any of its items; a list axis value is
+    written as a list ({task.train_len: [5, 20]}), several of them as a list of lists."""
+    return value == want or (isinstance(want, list) and value in want)
 
 
-def fill_keys(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Key columns with missing values (or absent) filled with MISSING, so groupby keeps those runs."""
-    out = df.copy()
-    for k in keys:
-        out[k] = out[k].astype(object).where(out[k].notna(), MISSING) if k in out.columns else MISSING
-    return out
+def select(df: pl.DataFrame, where: Mapping[str, Any]) -> pl.DataFrame:
+    """Rows whose columns match the given values (see `matches`); a column the frame lacks matches nothing."""
+    for col, want in where.items():
+        if col not in df.columns:
+            return df.clear()
+        df = df.filter(pl.Series([matches(v, want) for v in df[col].to_list()], dtype=pl.Boolean))  # Python equality: 3 == 3.0
+    return df
 
 
-def _ids(df: pd.DataFrame, keys: list[str]) -> list[str]:
-    """Identifier columns of a long frame: the keys, the seed and (when known) the run."""
-    return list(dict.fromkeys([*keys, "seed", *(["run_id"] if "run_id" in df.columns else [])]))
+def show(value: Any) -> str:
+    """A key as a label: 4.0 -> '4' (a numeric column turns float when other runs lack it), None -> '–'."""
+    if value is None:
+        return MISSING
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
-def long_metric(df: pd.DataFrame, prefix: str, keys: list[str]) -> pd.DataFrame:
-    """Long format: keys..., seed, x (column label), value."""
-    cols = metric_columns(df, prefix)
-    if not cols or df.empty:
-        return pd.DataFrame(columns=[*keys, "seed", "x", "value"])
-    ids = _ids(df, keys)
-    long = fill_keys(df, keys)[[*ids, *cols]].melt(id_vars=ids, value_vars=list(cols), var_name="metric", value_name="value")
-    long["x"] = long["metric"].map(cols)
-    return long.drop(columns="metric").dropna(subset=["value"])
-
-
-def long_format(df: pd.DataFrame, metric: str, keys: list[str], axis: str | None = None) -> pd.DataFrame:
-    """keys..., seed, x, value: x is the metric-name suffix (`metric` a prefix) or, with `axis`, that
-    config path's value (`metric` one metric name)."""
+def long_format(df: pl.DataFrame, metric: str, keys: Sequence[str], axis: str | None = None) -> pl.DataFrame:
+    """keys..., seed, run_id, cell, x, value (one row per run and x): x is the metric-name suffix (`metric` a
+    prefix) or, with `axis`, that config path's value (`metric` one metric name).  A key the frame lacks is null."""
+    keys = list(dict.fromkeys(keys))
+    ids = [c for c in dict.fromkeys([*keys, "seed", "run_id", "cell"]) if c in df.columns]
+    missing = [k for k in keys if k not in df.columns]
+    empty = pl.DataFrame(schema={**{k: pl.String for k in keys}, "seed": pl.Int64, "run_id": pl.String, "cell": pl.String,
+                                 "x": pl.String, "value": pl.Float64})
+    if df.is_empty():
+        return empty
+    df = df.with_columns([pl.lit(None, dtype=pl.String).alias(k) for k in missing])
     if axis is None:
-        return long_metric(df, metric, keys)
-    if df.empty or metric not in df.columns or axis not in df.columns:
-        return pd.DataFrame(columns=[*keys, "seed", "x", "value"])
-    sub = fill_keys(df, keys).dropna(subset=[metric])
-    ids = _ids(sub, keys)
-    return sub[ids].assign(x=sub[axis], value=sub[metric])
+        cols = metric_columns(df, metric)
+        if not cols:
+            return empty
+        long = df.select([*ids, *cols]).unpivot(index=ids, on=list(cols), variable_name="_metric", value_name="value")
+        if _ints(cols):
+            x = pl.col("_metric").replace_strict(cols, return_dtype=pl.Int64)
+        else:
+            x = pl.col("_metric").replace_strict({c: str(v) for c, v in cols.items()}, return_dtype=pl.String)
+        long = long.with_columns(x.alias("x")).drop("_metric")
+    else:
+        if metric not in df.columns or axis not in df.columns:
+            return empty
+        long = df.select([*ids, pl.col(axis).alias("x"), pl.col(metric).cast(pl.Float64).alias("value")])
+    return long.filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
+
+
+def _ints(cols: Mapping[str, Any]) -> bool:
+    return all(isinstance(v, int) for v in cols.values())
+
+
+def natural(value: Any) -> tuple:
+    """Sort key of an axis value: numbers in numeric order, then text (e.g. f0_pred, f0_sim)."""
+    if isinstance(value, bool) or value is None:
+        return (2, 0.0, str(value))
+    if isinstance(value, (int, float)):
+        return (0, float(value), "")
+    m = re.fullmatch(r"-?\d+(\.\d+)?", str(value))
+    return (0, float(value), "") if m else (1, 0.0, str(value))

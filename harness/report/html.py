@@ -17,12 +17,12 @@ th, td { border: 1px solid #d0d7de; padding: .25rem .6rem; text-align: left; ver
 th { background: #f6f8fa; }
 tr:nth-child(even) td { background: #fbfcfd; }
 td.PASS { color: #1a7f37; font-weight: 600; } td.FAIL { color: #cf222e; font-weight: 600; }
-td.NO-DATA { color: #9a6700; font-weight: 600; }
+td.NO-DATA, td.INCONCLUSIVE { color: #9a6700; font-weight: 600; }
 img { max-width: 100%; }
 pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; }
 .note, .empty { color: #59636e; font-size: .9rem; }
 """
-STATUS = {"PASS", "FAIL", "NO DATA"}
+STATUS = {"PASS", "FAIL", "NO DATA", "INCONCLUSIVE"}
 
 
 def _table(s: Section) -> str:
@@ -32,7 +32,8 @@ def _table(s: Section) -> str:
         cells = []
         for j, c in enumerate(row):
             cls = f' class="{c.replace(" ", "-")}"' if c in STATUS else ""
-            text = f"<b>{escape(c)}</b>" if s.is_bold(i, j) else escape(c)
+            text = f'<a href="{escape(s.link(i, j))}" target="_blank">{escape(c)}</a>' if s.link(i, j) else escape(c)
+            text = f"<b>{text}</b>" if s.is_bold(i, j) else text
             cells.append(f"<td{cls}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -50,6 +51,8 @@ def _block(b: Section | Figure | Text) -> str:
         else:
             data = base64.b64encode(b.path.read_bytes()).decode()
             out.append(f'<img alt="{escape(b.title)}" src="data:image/png;base64,{data}">')
+            if b.note:
+                out.append(f'<p class="note">{escape(b.note)}</p>')
     else:
         out += [f"<p>{escape(line)}</p>" for line in b.lines]
         if b.code:

@@ -8,16 +8,17 @@ import importlib.metadata
 import json
 import platform
 import shlex
-import subprocess
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.provenance import code_version
 from harness.report.document import Section, Text
 from harness.spec.models import SuiteSpec
-from harness.track import ParentRun, RunRecord, git_sha
+from harness.tags import Tag
+from harness.track import ParentRun, RunRecord
 
-PACKAGES = ("torch", "mlflow", "numpy", "pandas", "pydantic", "optuna", "seaborn", "matplotlib")
+PACKAGES = ("torch", "mlflow", "numpy", "pandas", "polars", "scipy", "pydantic", "optuna", "seaborn", "matplotlib")
 
 
 def suite_hash(spec: SuiteSpec) -> str:
@@ -34,14 +35,6 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def _worktree_dirty() -> bool | None:
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def _counts(values: Iterable[str]) -> str:
@@ -61,15 +54,18 @@ def rerun_commands(spec: SuiteSpec, path: Path, overrides: list[str]) -> list[st
 
 def reproducibility(spec: SuiteSpec, path: Path, overrides: list[str], records: list[RunRecord],
                     parent: ParentRun | None) -> list[Section | Text]:
-    dirty = _worktree_dirty()
-    head = git_sha() + (" (uncommitted changes)" if dirty else "")
+    now = code_version()
     rows = [
         ["suite file", str(path)],
         ["suite hash (sha256 of the validated suite)", suite_hash(spec)],
         ["profile", spec.profile or "none (the suite as written)"],
         ["overrides", " ".join(overrides) or "none"],
-        ["git sha of the runs", _counts(r.tags.get("git_sha", "unknown") for r in records)],
-        ["git sha now (report)", head],
+        ["git sha of the runs (harness checkout)", _counts(r.tags.get(Tag.GIT_SHA, "unknown")
+                                                          + (" (uncommitted changes)" if r.tags.get(Tag.GIT_DIRTY) == "true" else "")
+                                                          for r in records)],
+        ["git sha now (report)", now.described],
+        ["requirements.lock sha256 of the runs", _counts(r.tags.get(Tag.LOCK_SHA, "not recorded") for r in records)],
+        ["requirements.lock sha256 now", now.lock_sha256],
         ["devices", _counts(r.tags.get("device", "unknown") for r in records)],
     ]
     run_versions = sorted({k.removeprefix("versions.") for r in records for k in r.tags if k.startswith("versions.")})

@@ -1,15 +1,28 @@
-"""Paper-style tables: rows x columns, cell = mean ± std over seeds, best in bold, a seeds column."""
+"""Paper-style tables: rows x columns, cell = the statistic over seeds with its 95% interval, the best in bold
+only where it is separated from every other row beyond noise (ties marked ≈), a seeds column counting runs
+and distinct seeds, and the axes a cell pools named (harness.report.stats says how each number is made)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-import pandas as pd
+import polars as pl
 
+from harness.report import stats
 from harness.report.document import Section
-from harness.report.frame import long_format, select
+from harness.report.frame import long_format, natural, select, show
 from harness.spec.models import TableSpec
+
+TIE = " ≈"
+
+
+@dataclass
+class Cell:
+    values: list[float]
+    seeds: list[int]
+    est: stats.Estimate
 
 
 @dataclass
@@ -17,49 +30,167 @@ class Table:
     title: str
     header: list[str]
     cells: list[list[str]]  # plain text
-    bold: list[list[bool]]  # best of its column
-    mean: pd.DataFrame  # rows x columns, numeric
-    std: pd.DataFrame
-    seeds: pd.Series
+    bold: list[list[bool]]  # best of its column, separated from the rest
+    grid: dict[tuple, dict[object, Cell]]  # row key -> column value -> cell
+    runs: dict[tuple, tuple[int, int]]  # row key -> (runs, distinct seeds)
+    note: str = ""
+    pooled: dict[str, int] = field(default_factory=dict)  # axis -> distinct values within a cell
+    run_ids: set[str] = field(default_factory=set)  # the runs this table shows
 
     @property
     def rows(self) -> list[list[str]]:
         """Cells with the best ones in Markdown bold."""
         return [[f"**{c}**" if b else c for c, b in zip(row, bold)] for row, bold in zip(self.cells, self.bold)]
 
-    def section(self, note: str = "") -> Section:
-        return Section(self.title, self.header, self.cells, note=note, bold=self.bold)
+    def section(self) -> Section:
+        return Section(self.title, self.header, self.cells, note=self.note, bold=self.bold)
 
     def markdown(self) -> str:
         return self.section().markdown()
 
+    def long(self) -> pl.DataFrame:
+        """row key (as text), column, runs, seeds, center, lo, hi, sd: every cell at full precision."""
+        out = [{"row": " / ".join(map(show, k)), "column": show(c), "runs": len(cell.values), "seeds": len(set(cell.seeds)),
+                "center": cell.est.center, "lo": cell.est.lo, "hi": cell.est.hi, "sd": cell.est.sd}
+               for k, cols in self.grid.items() for c, cell in cols.items()]
+        return pl.DataFrame(out)
 
-def _fmt(mean: float, std: float, decimals: int = 2) -> str:
-    if math.isnan(mean):
+
+def fmt(est: stats.Estimate, decimals: int, with_std: bool = False, clip: tuple[float, float] | None = None) -> str:
+    if math.isnan(est.center):
         return "–"
-    return f"{mean:.{decimals}f}" if math.isnan(std) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+    text = f"{est.center:.{decimals}f}"
+    if with_std and not math.isnan(est.sd):
+        text += f" ± {est.sd:.{decimals}f}"
+    if est.has_interval:
+        lo, hi = (max(est.lo, clip[0]), min(est.hi, clip[1])) if clip else (est.lo, est.hi)
+        text += f" [{lo:.{decimals}f}, {hi:.{decimals}f}]"
+    return text
 
 
-def _key(value: object) -> str:
-    """A row label: 4.0 -> '4' (a numeric column turns float when other runs lack it)."""
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+def rate_range(values: Sequence[float]) -> tuple[float, float] | None:
+    """[0, 1] when every value is in it (a rate: intervals are clipped to what is possible), else None."""
+    return (0.0, 1.0) if values and all(0.0 <= v <= 1.0 for v in values) else None
 
 
-def metric_table(df: pd.DataFrame, spec: TableSpec) -> Table:
-    long = long_format(select(df, spec.where), spec.metric, spec.rows, spec.columns)
-    if long.empty:
-        return Table(spec.title, [*spec.rows, "seeds"], [], [], pd.DataFrame(), pd.DataFrame(), pd.Series(dtype=int))
-    grouped = long.groupby([*spec.rows, "x"])["value"]
-    mean = grouped.mean().unstack("x")
-    std = grouped.std(ddof=1).unstack("x")
-    seeds = long.groupby(spec.rows)["seed"].nunique()
-    best = mean.max() if spec.higher_is_better else mean.min()
-    tied = (mean.nunique() <= 1) & (mean.count() > 1)  # no bold when every row has the same value
+def _paired(a: Cell, b: Cell) -> tuple[list[float], list[float], bool]:
+    """Both cells' values aligned by seed when each holds one run per seed of the same seeds (paired)."""
+    if len(set(a.seeds)) == len(a.seeds) == len(b.seeds) == len(set(b.seeds)) and set(a.seeds) == set(b.seeds):
+        ia, ib = dict(zip(a.seeds, a.values)), dict(zip(b.seeds, b.values))
+        order = sorted(ia)
+        return [ia[s] for s in order], [ib[s] for s in order], True
+    return a.values, b.values, False
+
+
+def _marks(column: list[Cell | None], higher: bool) -> tuple[list[bool], list[bool], str]:
+    """(bold, tie) per row of one column: the best cell is bold when it is separated from every other cell
+    (stats.separated); otherwise it and the cells not separated from it are ties.  No marks when a cell has
+    one run (its noise is unknown) or when every cell has the same value."""
+    cells = [(i, c) for i, c in enumerate(column) if c is not None and not math.isnan(c.est.center)]
+    bold, tie = [False] * len(column), [False] * len(column)
+    if len(cells) < 2 or len({c.est.center for _, c in cells}) == 1:
+        return bold, tie, ""
+    best_i, best = (max if higher else min)(cells, key=lambda ic: ic[1].est.center)
+    tests, close = set(), []
+    for i, c in cells:
+        if i == best_i:
+            continue
+        x, y, paired = _paired(best, c)
+        sep = stats.separated(x, y, paired=paired)
+        if sep is None:
+            return bold, tie, "unknown"
+        tests.add("paired t-test" if paired else "Welch's t-test")
+        if not sep:
+            close.append(i)
+    if close:
+        for i in [best_i, *close]:
+            tie[i] = True
+    else:
+        bold[best_i] = True
+    return bold, tie, " / ".join(sorted(tests))
+
+
+def _pooled(sub: pl.DataFrame, keys: list[str], axes: Sequence[str]) -> dict[str, int]:
+    """Axes (config paths, ablation, stage) with more than one value within some cell of the table."""
+    keys = [k for k in keys if k in sub.columns]
+    if sub.is_empty() or "cell" not in sub.columns:
+        return {}
+    groups = [g for _, g in sub.group_by(keys)] if keys else [sub]
+    if all(g["cell"].n_unique() <= 1 for g in groups):
+        return {}
+    out = {}
+    for a in axes:
+        if a in sub.columns and a not in keys:
+            n = max(len({repr(v) for v in g[a].to_list()}) for g in groups)
+            if n > 1:
+                out[a] = n
+    return out or {"cell": max(g["cell"].n_unique() for g in groups)}  # cells differ in what no axis names (e.g. a source)
+
+
+def metric_table(df: pl.DataFrame, spec: TableSpec, axes: Sequence[str] = ()) -> Table:
+    """The table of `spec` over the results frame; `axes` are the suite's axes (config paths that vary,
+    plus `ablation` and `stage`): those varying within a cell are named as pooled."""
+    sub = select(df, spec.where)
+    long = long_format(sub, spec.metric, spec.rows, spec.columns)
     label = f"{spec.column_label} " if spec.column_label else ""
-    header = [*spec.rows, "seeds", *[f"{label}{_key(c)}" for c in mean.columns]]
-    cells, bold = [], []
-    for idx in mean.index:
-        key = idx if isinstance(idx, tuple) else (idx,)
-        cells.append([*map(_key, key), str(int(seeds.loc[idx])), *[_fmt(mean.at[idx, c], std.at[idx, c], spec.decimals) for c in mean.columns]])
-        bold.append([False] * (len(key) + 1) + [bool(mean.at[idx, c] == best[c]) and not tied[c] for c in mean.columns])
-    return Table(spec.title, header, cells, bold, mean, std, seeds)
+    if long.is_empty():
+        return Table(spec.title, [*spec.rows, "seeds"], [], [], {}, {})
+    grid: dict[tuple, dict[object, Cell]] = {}
+    runs: dict[tuple, tuple[int, int]] = {}
+    for key, g in long.group_by(spec.rows, maintain_order=True):
+        runs[key] = (g["run_id"].n_unique(), g["seed"].n_unique())
+        grid[key] = {}
+        for (x,), gx in g.group_by("x", maintain_order=True):
+            values = gx["value"].to_list()
+            grid[key][x] = Cell(values, gx["seed"].to_list(), stats.interval(values, spec.statistic))
+    row_keys = sorted(grid, key=lambda k: tuple(natural(v) for v in k))
+    columns = sorted({x for cols in grid.values() for x in cols}, key=natural)
+    clip = rate_range(long["value"].to_list())
+    bold = [[False] * (len(spec.rows) + 1 + len(columns)) for _ in row_keys]
+    tie = [[False] * len(columns) for _ in row_keys]
+    tests: set[str] = set()
+    unknown = False
+    for j, c in enumerate(columns):
+        b, t, test = _marks([grid[k].get(c) for k in row_keys], spec.higher_is_better)
+        unknown |= test == "unknown"
+        tests |= {test} if test and test != "unknown" else set()
+        for i in range(len(row_keys)):
+            bold[i][len(spec.rows) + 1 + j], tie[i][j] = b[i], t[i]
+    cells = []
+    for i, k in enumerate(row_keys):
+        n_runs, n_seeds = runs[k]
+        count = str(n_seeds) if n_runs == n_seeds else f"{n_runs} runs / {n_seeds} seeds"
+        texts = [fmt(grid[k][c].est, spec.decimals, spec.std, clip) + (TIE if tie[i][j] else "") if c in grid[k] else "–"
+                 for j, c in enumerate(columns)]
+        cells.append([*map(show, k), count, *texts])
+    keys = [*spec.rows, *([spec.columns] if spec.columns else [])]
+    pooled = _pooled(sub.filter(pl.col("run_id").is_in(long["run_id"].unique().to_list())), keys, axes)
+    header = [*spec.rows, "seeds", *[f"{label}{show(c)}" for c in columns]]
+    table = Table(spec.title, header, cells, bold, grid, runs, pooled=pooled, run_ids=set(long["run_id"].to_list()))
+    table.note = caption(spec, table, tests, unknown, clip)
+    return table
+
+
+def caption(spec: TableSpec, table: Table, tests: set[str], unknown: bool, clip: tuple[float, float] | None) -> str:
+    """How the table's numbers are made, in words (shown under it in every format)."""
+    methods = {c.est.method for cols in table.grid.values() for c in cols.values()}
+    what = {"mean": "mean", "median": "median", "iqm": "IQM (interquartile mean)"}[spec.statistic]
+    how = " / ".join(stats.METHODS[m] + (" (cells under 5 runs)" if m == "t" and "bootstrap" in methods else "")
+                     for m in ("t", "bootstrap", "none") if m in methods)
+    parts = [f"Cells: {what}{' ± std' if spec.std else ''} [95% interval: {how}] over the runs of each cell"
+             + (" (clipped to [0, 1])" if clip else "") + "."]
+    if tests:
+        parts.append(f"Bold: the best of its column where it is separated from every other row ({' / '.join(sorted(tests))}, "
+                     f"α = 0.05); ≈: the best and the rows not separated from it (a tie).")
+    elif unknown:
+        parts.append("Nothing is bold: a cell of one run has no noise estimate to separate the best from the rest.")
+    if table.pooled:
+        declared = [a for a in table.pooled if a in spec.pool]
+        undeclared = [a for a in table.pooled if a not in spec.pool]
+        per_cell = max(n for n, _ in table.runs.values())
+        if undeclared:
+            parts.append(f"POOLED (not a row, column or `where`): {', '.join(f'{a} ({table.pooled[a]} values)' for a in undeclared)}; "
+                         f"up to {per_cell} runs per cell: add them to `rows` or `where`, or to `pool` to average them on purpose.")
+        if declared:
+            parts.append(f"Averaged on purpose (`pool`): {', '.join(f'{a} ({table.pooled[a]} values)' for a in declared)}.")
+    return " ".join(parts)

@@ -1,14 +1,20 @@
 """Typed `claims:` of a suite: a paper's claim, its source and paper value, and a check on the results.
 
-A check selects runs with `where` (config paths or `ablation`, like report tables), averages a metric
-over the runs of each point (the seeds of one configuration), and tests the points:
+A check selects runs with `where` (config paths or `ablation`, like report tables; a list axis value is
+written as a list), and tests the metric over the runs of each point (the seeds of one configuration):
 
-- `at_least` / `at_most` / `between`: every point's value against fixed bounds;
-- `beats`: selection `a` above selection `b` (by more than `margin`; a negative margin lets `a` trail `b` by
-  less than |margin|) at every point;
-- `monotone`: the metric along `axis` increases / decreases (up to `tolerance` per step);
-- `crossover`: `a` - `b` changes sign along `axis` (optionally first at `at`);
+- `at_least` / `at_most` / `between`: the 1 - `alpha` interval of each point's mean against fixed bounds
+  (PASS: the whole interval on the right side; FAIL: the whole interval on the wrong side; else INCONCLUSIVE);
+- `beats`: selection `a` above selection `b` by more than `margin` (a negative margin lets `a`
+  trail `b` by less than |margin|) at every point, paired by seed (same seed
+  = same data stream): the mean difference, its interval and a one-sided p-value (`test`);
+- `monotone`: the metric's means along `axis` increase / decrease (up to `tolerance` per step);
+- `crossover`: `a` - `b` (means) changes sign along `axis` (optionally first at `at`);
 - `all`: every check in `checks` holds.
+
+A point of one run has no interval: INCONCLUSIVE, unless the check is `exact`: each point's value is
+taken as it is, for a metric that does not depend on the seed (e.g. exact covariances: one run decides)
+or a claim about each run itself (`by: [seed]`, e.g. every run's accuracy lies in [0, 1]).
 
 Points: one per group of `by` (config paths) and, with `axis`, per axis value: `axis: suffix` reads
 the axis from the metric-name suffix (`metric` is then a prefix such as `exact/len_`), any other
@@ -23,9 +29,8 @@ from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_v
 from pydantic_core import PydanticCustomError
 
 from harness.registry import did_you_mean
-from harness.spec.base import Scalar, Strict
+from harness.spec.base import Scalar, Strict, Where
 
-Where = dict[str, Union[Scalar, list[Scalar]]]
 SUFFIX = "suffix"  # `axis: suffix`: the axis is the rest of the metric name after the `metric` prefix
 
 
@@ -49,6 +54,8 @@ class CheckBase(Strict):
     from_: Optional[float] = Field(None, alias="from", description="smallest axis value checked")
     to: Optional[float] = Field(None, description="largest axis value checked")
     min_runs: int = Field(1, ge=1, description="fewer matching runs (with the metric) is NO DATA")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="intervals are at 1 - alpha (two-sided); p-values are tested against alpha")
+    exact: bool = Field(False, description="take each point as it is (no interval): a seed-independent metric, or a claim about each run")
 
     @model_validator(mode="after")
     def _axis_range(self) -> CheckBase:
@@ -110,8 +117,9 @@ class TwoSelections(CheckBase):
 
 class Beats(TwoSelections):
     kind: Literal["beats"]
-    margin: float = Field(0.0, description="a - b must exceed it (lower is better: b - a); negative: a may trail b by less")
+    margin: float = Field(0.0, description="the effect needed: a - b (better is positive) above it; negative: a may trail b by less")
     higher_is_better: bool = True
+    test: Literal["t", "wilcoxon", "permutation"] = Field("t", description="the one-sided test of a - b > margin (paired by seed)")
 
 
 class Crossover(TwoSelections):
@@ -180,6 +188,14 @@ def _unique_ids(claims: list[ClaimSpec]) -> list[ClaimSpec]:
     return claims
 
 
+class UntilDecided(Strict):
+    """Seeds until decided: while the claim is INCONCLUSIVE, `harness run` adds `step` seeds (the next unused
+    seed numbers) to the runs its check selects, up to `max_seeds` seeds per configuration."""
+
+    max_seeds: int = Field(ge=2, le=100)
+    step: int = Field(1, ge=1)
+
+
 class ClaimSpec(Strict):
     """A claim of the paper.  Without `check` it is reported as not checked."""
 
@@ -188,6 +204,7 @@ class ClaimSpec(Strict):
     source: str = ""
     paper_value: Optional[Union[float, str]] = None
     check: Optional[Check] = None
+    until_decided: Optional[UntilDecided] = None
 
     @field_validator("check", mode="wrap")
     @classmethod

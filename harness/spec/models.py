@@ -181,13 +181,32 @@ class RunSpec(Strict):
         return cls(run_id=config.content_hash(), suite=suite, config=config, labels=labels, ablation=ablation,
                    stage=stage, source_name=source_name, dropped=sorted(set(dropped)))
 
-    @property
-    def name(self) -> str:
+    def _parts(self) -> list[str]:
+        """What varies, without the seed: the stage (of a stage run), the ablation, each axis value by its short name."""
+        labels = {k: v for k, v in self.labels.items() if k != "seed"}
+        shorts = [short_path(k) for k in labels]
+        keys = [sh if shorts.count(sh) == 1 else k for sh, k in zip(shorts, labels)]  # two axes with one short name: full paths
         parts = [self.stage] if self.source_name else []
         parts += [self.ablation] if self.ablation else []
-        parts += [f"{k.split('.')[-1]}={v}" for k, v in self.labels.items() if k != "seed"]
-        parts.append(f"seed={self.config.seed}")
-        return " ".join(parts + ([f"<- {self.source_name}"] if self.source_name else []))
+        return parts + [f"{k}={v}" for k, v in zip(keys, labels.values())]
+
+    @property
+    def name(self) -> str:
+        """The MLflow run name, led by what varies: `[stage] [ablation] task=shapes method=mae ratio=0.9 seed=1 [<- source]`."""
+        return " ".join([*self._parts(), f"seed={self.config.seed}", *([f"<- {self.source_name}"] if self.source_name else [])])
+
+    @property
+    def cell(self) -> str:
+        """The run without its seed (nor its source's seed): the runs of one cell differ only by seed, and
+        are the rows a report averages.  `default` for a suite with neither axes nor ablations."""
+        source = " ".join(t for t in self.source_name.split() if not t.startswith("seed="))
+        return " ".join([*self._parts(), *([f"<- {source}"] if self.source_name else [])]) or "default"
+
+
+def short_path(path: str) -> str:
+    """model.pos_emb -> pos_emb; a component's name by its component: task.name -> task, method.name -> method."""
+    parts = path.split(".")
+    return parts[-2] if len(parts) > 1 and parts[-1] == "name" else parts[-1]
 
 
 # ---------------------------------------------------------------- the suite file

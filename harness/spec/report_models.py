@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from harness.spec.base import Scalar, Strict
+from harness.spec.base import Strict, Where
 
-Where = dict[str, Union[Scalar, list[Scalar]]]
+Statistic = Literal["mean", "median", "iqm"]
 PNG = r"^[A-Za-z0-9_.-]+\.png$"
 
 
 class TableSpec(Strict):
-    """rows x columns, cell = mean ± std over seeds, best in bold.  Columns are the metric-name
+    """rows x columns, cell = the statistic over seeds with its 95% interval (harness.report.stats), the best
+    in bold where it is separated from every other row beyond noise.  Columns are the metric-name
     suffix (`metric` is a prefix such as 'exact/len_') or, with `columns`, a config path (`metric`
-    is then one metric name)."""
+    is then one metric name).  An axis that varies within a cell and is not a row, the column or
+    fixed by `where` is named in the table as pooled; `pool` lists those the table averages on purpose."""
 
     title: str
     metric: str = Field(description="metric family prefix, e.g. 'exact/len_'; the rest of the name is the column")
@@ -25,10 +27,14 @@ class TableSpec(Strict):
     column_label: str = "length"
     higher_is_better: bool = True
     decimals: int = Field(default=2, ge=0, le=8)
+    statistic: Statistic = Field("mean", description="mean (t-interval under 5 runs, else bootstrap), median or iqm (bootstrap)")
+    std: bool = Field(False, description="also show ± the standard deviation over seeds")
+    pool: list[str] = Field(default_factory=list, description="axes averaged within a cell on purpose")
 
 
 class FigureSpec(Strict):
-    """A metric plotted against one of three x axes, one line per `hue` group, band = std over seeds:
+    """A metric plotted against one of three x axes, one line per `hue` group, band = the 95% interval of the
+    mean over seeds (clipped to `range`; the seeds' own points drawn when there are at most 5):
     the metric-name suffix (default: `metric` is a prefix such as 'exact/len_'), a config path (`x`),
     or another metric logged along training (`over`, e.g. examples_seen: curves from metric histories)."""
 
@@ -41,6 +47,7 @@ class FigureSpec(Strict):
     log_x: bool = False
     x_label: str = "length"
     y_label: str = "accuracy"
+    range: Optional[tuple[float, float]] = Field(None, description="the metric's possible range; default [0, 1] when every value is in it")
     file: str = Field(pattern=PNG)
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
-from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
@@ -183,6 +183,42 @@ class Tracker:
     def history(self, mlflow_id: str, keys: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
         """(step, value) pairs of each metric along a run (for curves over training)."""
         return {k: [(m.step, m.value) for m in self.client.get_metric_history(mlflow_id, k)] for k in keys}
+
+    def histories(self, mlflow_ids: list[str], keys: list[str]) -> dict[str, list[tuple[str, int, float]]]:
+        """mlflow id -> (metric, step, value) of every logged point of `keys`: one SQL query per 500 runs on an
+        SQL store (harness.track.sql), else get_metric_history per run and metric."""
+        store = sql.sql_store(self.client)
+        if store is not None:
+            return sql.histories(store, mlflow_ids, keys)
+        return {m: [(k, s, v) for k, pts in self.history(m, keys).items() for s, v in pts] for m in mlflow_ids}
+
+    def latest(self, exp_id: str) -> dict[str, tuple[str, str, str]]:
+        """run_id -> (mlflow id, status, git sha tag) of its newest child run of any status (trials left out)."""
+        store = sql.sql_store(self.client)
+        if store is not None:
+            return {k: (v.mlflow_id, v.status, v.git_sha) for k, v in sql.newest_any(store, exp_id).items()}
+        best: dict[str, Any] = {}
+        for r in self._search(exp_id, ""):
+            rid = r.data.tags.get(Tag.RUN_ID)
+            if rid and not is_trial(r) and (rid not in best or r.info.start_time > best[rid].info.start_time):
+                best[rid] = r
+        return {k: (r.info.run_id, r.info.status, r.data.tags.get(Tag.GIT_SHA, "")) for k, r in best.items()}
+
+    def experiments(self, count_up_to: int = 1000) -> list[tuple[str, str, dict[str, str], int]]:
+        """(id, name, tags, number of runs counted up to `count_up_to`) of every experiment of the store."""
+        return [(e.experiment_id, e.name, dict(e.tags), len(self.client.search_runs([e.experiment_id], max_results=count_up_to)))
+                for e in self.client.search_experiments()]
+
+    def set_experiment_tags(self, exp_id: str, tags: dict[str, str]) -> None:
+        """Experiment tags, e.g. its description (Tag.NOTE) and shared views of its runs page (Tag.SHARED_VIEW)."""
+        for k, v in tags.items():
+            self.client.set_experiment_tag(exp_id, k, v)
+
+    def log_dataset(self, mlflow_id: str, name: str, digest: str, source: str, profile: str, context: str = "training") -> None:
+        """An MLflow dataset input of the run (the UI's Dataset column): a generated dataset, named by its task
+        and identified by the digest of its config (`source`: that config as JSON)."""
+        ds = Dataset(name=name, digest=digest, source_type="code", source=source, profile=profile)
+        self.client.log_inputs(mlflow_id, [DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
 
     def results(self, exp_id: str, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
         """Newest FINISHED child run per run_id (trials left out), optionally restricted to `run_ids`.

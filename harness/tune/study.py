@@ -94,6 +94,24 @@ class StudySummary:
     interrupted: int = 0  # failed because the process running them died or was stopped; not counted
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
+    values: list[float] = field(default_factory=list)  # objective of every complete trial
+
+    @property
+    def flat(self) -> bool:
+        """The complete trials do not separate: (nearly) the same objective in every one (e.g. 0.0 everywhere),
+        so the 'best' params are an arbitrary pick."""
+        return len(self.values) > 1 and max(self.values) - min(self.values) <= 1e-9 * max(1.0, abs(max(self.values)))
+
+    @property
+    def gap(self) -> float | None:
+        """Best minus runner-up objective (in the study's direction): how far the choice is from the next trial."""
+        if len(self.values) < 2 or self.best_value is None:
+            return None
+        rest = sorted(self.values, key=lambda v: abs(v - self.best_value))
+        return abs(self.best_value - rest[1])
+
+    def spread(self) -> str:
+        return f"{min(self.values):.4g}..{max(self.values):.4g}" if self.values else "–"
 
     @property
     def used(self) -> int:
@@ -110,6 +128,7 @@ def summarize(study: optuna.Study, block: TuneSpec, cell: Cell, scope: TuneScope
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE:
             s.complete += 1
+            s.values.append(float(t.value))
         elif t.state == TrialState.PRUNED:
             s.pruned += 1
         elif t.state == TrialState.FAIL:

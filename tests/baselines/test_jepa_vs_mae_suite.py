@@ -29,7 +29,7 @@ def test_jepa_vs_mae_suite_smoke(root, tmp_path):
         assert r.info.status == "FINISHED" and r.data.tags["outcome"] == "finished"
         assert {"probe/linear", "probe/knn", "collapse/std_mean", "collapse/std_min", "collapse/eff_rank"} <= set(r.data.metrics)
         assert 0.0 <= r.data.metrics["probe/linear"] <= 1.0
-    jepa = [r for r in children if r.data.params["method.name"] == "jepa" and r.data.tags["ablation"] == ""]
+    jepa = [r for r in children if r.data.params["method.name"] == "jepa" and r.data.tags["ablation"] == "none"]
     assert len(jepa) == 6 and all(r.data.metrics["ema/momentum"] == 1.0 for r in jepa)
     # probes ran during training too (evaluation.every), so curves exist
     assert [m.step for m in t.client.get_metric_history(jepa[0].info.run_id, "probe/linear")] == [3, 6]

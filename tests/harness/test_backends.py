@@ -2,6 +2,7 @@
 
 import importlib.util
 import sys
+import time
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_ui_server_binds_localhost_by_default(tmp_path):
     assert argv[argv.index("--default-artifact-root") + 1] == (tmp_path / "mlartifacts").as_uri()
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     args = cli.build_parser().parse_args(["ui"])
-    assert (args.host, args.port, args.fn.__name__) == ("127.0.0.1", 5000, "cmd_ui")
+    assert (args.host, args.port, args.optuna, args.fn.__name__) == ("127.0.0.1", None, False, "cmd_ui")  # port: 5000, or 8080 with --optuna
     argv, _ = server_command("postgresql://db/mlflow", host="0.0.0.0", port=8080)
     assert argv[argv.index("--host") + 1] == "0.0.0.0" and "--default-artifact-root" not in argv
 
@@ -66,19 +67,56 @@ class _Exec(Exception):
 
 
 @pytest.mark.parametrize("host, warned", [("127.0.0.1", False), ("0.0.0.0", True)])
-def test_ui_command_warns_on_a_network_host(host, warned, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("optuna", [False, True])
+def test_ui_command_warns_on_a_network_host(host, warned, optuna, tmp_path, monkeypatch, capsys):
     calls = []
 
-    def fake_execve(path, argv, env):
+    def fake_popen(argv, env, start_new_session):
         calls.append((argv, env))
         raise _Exec
 
-    monkeypatch.setattr("os.execve", fake_execve)
+    monkeypatch.setattr("subprocess.Popen", fake_popen)
     with pytest.raises(_Exec):
-        cli.main(["ui", "--host", host, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"])
+        cli.main(["ui", "--host", host, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", *(["--optuna"] if optuna else [])])
     argv, env = calls[0]
-    assert argv[argv.index("--host") + 1] == host and env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    assert ("warning: serving the MLflow UI on 0.0.0.0: it has no authentication" in capsys.readouterr().err) == warned
+    assert argv[argv.index("--host") + 1 if not optuna else -2] == host
+    if optuna:  # optuna-dashboard over the store's journal, on its own port
+        assert argv[1:3] == ["-m", "harness.tune.dashboard"] and argv[3] == str(tmp_path / "optuna-journal.log") and argv[-1] == "8080"
+    else:
+        assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false" and argv[argv.index("--port") + 1] == "5000"
+    assert ("warning: serving on 0.0.0.0: it has no authentication" in capsys.readouterr().err) == warned
+
+
+def test_ui_waits_for_the_server_then_prints_one_link_per_experiment(tmp_path, capsys):
+    """A stand-in server (python's http.server) that answers after a delay: the links come only once it answers."""
+    from harness import ui
+    from harness.track import Tracker
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    t = Tracker(uri)
+    t.setup()
+    t.experiment("alpha")
+    port = _free_port()
+    slow = [sys.executable, "-c", "import time, http.server as h\ntime.sleep(1.5)\n"  # answers 1.5 s late, serves 3 s, exits
+            f"s = h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler)\ns.timeout = 0.2\nend = time.time() + 3\n"
+            "while time.time() < end:\n    s.handle_request()\n"]
+    stamp = time.monotonic()
+
+    def printed():
+        return [f"up after {time.monotonic() - stamp:.1f} s", *ui.experiment_links(uri, f"http://127.0.0.1:{port}")]
+
+    rc = ui.serve(slow, {}, f"http://127.0.0.1:{port}/", printed)
+    err = capsys.readouterr().err
+    assert rc == 0 and float(err.split("up after ")[1].split()[0]) >= 1.5
+    assert f"  alpha: http://127.0.0.1:{port}/#/experiments/1/runs  (0 runs)" in err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_unreachable_ray_address_fails_fast(root, tmp_path, monkeypatch, capsys):

@@ -69,6 +69,6 @@ def test_failures_are_contained(root, tmp_path):
     assert nan.info.status == "FINISHED" and nan.data.tags["outcome"] == "diverged"
     assert max(m.step for m in t.client.get_metric_history(nan.info.run_id, "train/loss")) == 5
     assert nan.data.metrics["train/diverged_at_step"] == 5
-    finished = [r for r in children if r.data.tags["ablation"] == ""]
+    finished = [r for r in children if r.data.tags["ablation"] == "none"]
     assert len(finished) == 2 and all(r.info.status == "FINISHED" for r in finished)
     assert (tmp_path / "reports" / "smoke" / "report.md").exists()

@@ -199,7 +199,7 @@ def test_worker_killed_mid_run_is_retried_then_failed(root, tmp_path):
     children, parents = child_runs(tmp_path, "wk")
     killed = sorted((r for r in children if r.data.tags["ablation"] == "killed"), key=lambda r: r.data.tags["attempt"])
     assert [(r.data.tags["attempt"], r.info.status, r.data.tags["exit_code"]) for r in killed] == [("0", "FAILED", "-9"), ("1", "FAILED", "-9")]
-    assert [r.info.status for r in children if r.data.tags["ablation"] == ""] == ["FINISHED"]
+    assert [r.info.status for r in children if r.data.tags["ablation"] == "none"] == ["FINISHED"]
     assert [p.info.status for p in parents] == ["FAILED"]
 
 
@@ -271,7 +271,7 @@ def test_retried_run_resumes_from_its_checkpoint_bit_identically(root, tmp_path)
     proc = cli(root, tmp_path, "run", str(suite(tmp_path, root, "ck", diff)), "--workers", "1", "--no-report")
     assert proc.returncode == 0, proc.stderr
     children, _ = child_runs(tmp_path, "ck")
-    clean = next(r for r in children if r.data.tags["ablation"] == "")
+    clean = next(r for r in children if r.data.tags["ablation"] == "none")
     first, second = sorted((r for r in children if r.data.tags["ablation"] == "faulty"), key=lambda r: r.data.tags["attempt"])
     assert (first.info.status, first.data.tags["exit_code"], second.info.status) == ("FAILED", "-9", "FINISHED")
     assert second.data.tags["resumed_from_step"] == "20" and "resumed_from_step" not in clean.data.tags

@@ -1,5 +1,6 @@
 """Golden test: the smoke suite's report tables (seeded, deterministic on CPU), run through the real CLI,
-against the stored expected tables in golden/smoke_tables.csv (mean and std per cell, tolerance 1e-6).
+against the stored expected tables in golden/smoke_tables.csv (per cell: runs, seeds, mean, its 95%
+interval and the std over seeds; tolerance 1e-6).
 
 The golden file is written only on request, after a change that is meant to move the numbers:
     UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/harness/test_golden.py
@@ -17,7 +18,8 @@ from harness.report import load_results, metric_table
 
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "golden" / "smoke_tables.csv"
-COLUMNS = ["table", "row", "column", "seeds", "mean", "std"]
+COLUMNS = ["table", "row", "column", "runs", "seeds", "mean", "lo", "hi", "std"]
+NUMBERS = ["mean", "lo", "hi", "std"]
 
 
 def smoke_tables(root: Path, tmp: Path) -> tuple[pd.DataFrame, str, dict[str, int]]:
@@ -29,11 +31,10 @@ def smoke_tables(root: Path, tmp: Path) -> tuple[pd.DataFrame, str, dict[str, in
     results = load_results(suite, f"sqlite:///{tmp}/mlflow.db")
     rows = []
     for spec in results.spec.report.tables:
-        t = metric_table(results.frame, spec)
-        for idx in t.mean.index:
-            rows += [[spec.title, str(idx), str(col), int(t.seeds.loc[idx]), t.mean.at[idx, col], t.std.at[idx, col]] for col in t.mean.columns]
+        for r in metric_table(results.frame, spec, results.axes()).long().iter_rows(named=True):
+            rows.append([spec.title, r["row"], r["column"], r["runs"], r["seeds"], r["center"], r["lo"], r["hi"], r["sd"]])
     check = cli(root, tmp, "report", str(suite), "--check")  # the CI use of the smoke suite's claims
-    assert check.returncode == 0 and "claim PASS        plumbing: 0.00..0.00 over 12 points of 4 runs; 0.13..0.53 over 12 points of 4 runs" in check.stderr, check.stderr
+    assert check.returncode == 0 and "claim PASS         plumbing: 0.00..0.00 over 12 points of 4 runs; 0.13..0.53 over 12 points of 4 runs" in check.stderr, check.stderr
     decimals = {t.title: t.decimals for t in results.spec.report.tables}
     return pd.DataFrame(rows, columns=COLUMNS), (tmp / "reports" / "smoke" / "report.md").read_text(), decimals
 
@@ -45,9 +46,10 @@ def test_smoke_tables_match_the_golden_file(root, tmp_path):
         got.to_csv(GOLDEN, index=False, float_format="%.17g")
         pytest.skip(f"golden file written: {GOLDEN}")
     want = pd.read_csv(GOLDEN, dtype={"row": str, "column": str})
-    assert got[["table", "row", "column", "seeds"]].values.tolist() == want[["table", "row", "column", "seeds"]].values.tolist()
-    np.testing.assert_allclose(got[["mean", "std"]].to_numpy(float), want[["mean", "std"]].to_numpy(float), rtol=0, atol=1e-6)
-    # the rendered report shows the same numbers: each golden cell's mean ± std, to the table's decimals
+    keys = ["table", "row", "column", "runs", "seeds"]
+    assert got[keys].values.tolist() == want[keys].values.tolist()
+    np.testing.assert_allclose(got[NUMBERS].to_numpy(float), want[NUMBERS].to_numpy(float), rtol=0, atol=1e-6)
+    # the rendered report shows the same numbers: each golden cell's mean [interval clipped to [0, 1]], to the table's decimals
     for _, w in want.iterrows():
         d = decimals[w["table"]]
-        assert f"{w['mean']:.{d}f} ± {w['std']:.{d}f}" in report
+        assert f"{w['mean']:.{d}f} [{max(w['lo'], 0):.{d}f}, {min(w['hi'], 1):.{d}f}]" in report

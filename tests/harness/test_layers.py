@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # bottom first; a module's layer is that of its longest listed prefix
 LAYERS = [
-    ["harness.registry", "harness.store", "harness.tags", "harness.state", "harness.plugins"],
+    ["harness.registry", "harness.store", "harness.tags", "harness.state", "harness.plugins", "harness.provenance"],
     ["harness.spec", "harness.track", "harness.components"],
     ["harness.train", "harness.estimate", "harness.backends", "harness.session", "harness.runner", "harness.worker", "harness.jobs",
      "harness.tune.trial", "harness.tune", "harness.validate"],

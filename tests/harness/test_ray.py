@@ -104,7 +104,7 @@ def test_smoke_suite_on_ray_with_a_failing_run(root, tmp_path):
     assert len(parents) == 1 and parents[0].info.status == "FAILED"
     assert len(children) == 6
     crashed = [r for r in children if r.data.tags["ablation"] == "crash"]
-    finished = [r for r in children if r.data.tags["ablation"] == ""]
+    finished = [r for r in children if r.data.tags["ablation"] == "none"]
     assert len(crashed) == 2 and all(r.info.status == "FAILED" and r.data.tags["outcome"] == "failed" for r in crashed)
     assert len(finished) == 4
     for r in finished:

@@ -1,50 +1,92 @@
-"""Reports from a results DataFrame: tables (mean ± std over seeds, best in bold, filters), figures and
-heatmaps, report.md / report.html / tables.tex, atomic writes, and `harness report --check` on a store."""
+"""Reports from the polars results frame: tables (statistic and 95% interval over seeds, bold only when the
+best is separated, ties, pooled axes named, filters with the suite's own values), figures and heatmaps,
+report.md / report.html / tables.tex, atomic writes, and `harness report --check` on a store."""
 
 import re
 
-import pandas as pd
+import numpy as np
 import pytest
+from scipy import stats as sps
 
 from harness.report import Section, write_report
-from harness.report.frame import parse_param, results_frame
+from harness.report.frame import build, select
+from harness.report.render import ReportData
 from harness.report.tables import metric_table
 from harness.spec.models import SuiteSpec, TableSpec
-from harness.track import RunRecord
 
 
-def rec(pe: str, seed: int, op: str, accs: dict[int, float]) -> RunRecord:
-    params = {"model.pos_emb": pe, "seed": str(seed), "task.op": op}
-    return RunRecord(f"m{pe}{seed}", f"{pe}{seed}{op}", "FINISHED", params, {"ablation": ""}, {f"exact/len_{n:02d}": v for n, v in accs.items()})
+def row(pe: str, seed: int, op: str = "add", accs: dict | None = None, **config) -> dict:
+    """One run's row as results_frame builds it (ids, cell, config columns, final metrics)."""
+    cfg = {"model.pos_emb": pe, "task.op": op, **{k.replace("__", "."): v for k, v in config.items()}}
+    cell = " ".join(f"{k}={v}" for k, v in cfg.items())
+    return {"run_id": f"{cell} {seed}", "mlflow_id": f"m {cell} {seed}", "cell": cell, "seed": seed, **cfg,
+            **{f"exact/len_{n:02d}": v for n, v in (accs or {}).items()}}
 
 
-def test_table_mean_std_bold_and_filter():
-    df = results_frame([
-        rec("abs", 0, "add", {5: 1.0, 10: 0.0}), rec("abs", 1, "add", {5: 0.8, 10: 0.2}),
-        rec("rel_k", 0, "add", {5: 1.0, 10: 0.9}), rec("rel_k", 1, "add", {5: 1.0, 10: 0.7}),
-        rec("rel_k", 0, "mul", {5: 0.5, 10: 0.5}),
-    ])
+def t_cell(values, d=2) -> str:
+    m = np.mean(values)
+    ci = sps.ttest_1samp(values, 0).confidence_interval(0.95)
+    return f"{m:.{d}f} [{max(ci.low, 0):.{d}f}, {min(ci.high, 1):.{d}f}]"
+
+
+def test_table_cells_are_mean_and_t_interval_with_ties_marked():
+    df = build([row("abs", 0, accs={5: 1.0, 10: 0.0}), row("abs", 1, accs={5: 0.8, 10: 0.2}),
+                row("rel_k", 0, accs={5: 1.0, 10: 0.9}), row("rel_k", 1, accs={5: 1.0, 10: 0.7}),
+                row("rel_k", 0, "mul", {5: 0.5, 10: 0.5})])
     t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], where={"task.op": "add"}))
     assert t.header == ["model.pos_emb", "seeds", "length 5", "length 10"]
-    assert t.rows[0] == ["abs", "2", "0.90 ± 0.14", "0.10 ± 0.14"]
-    assert t.rows[1] == ["rel_k", "2", "**1.00 ± 0.00**", "**0.80 ± 0.14**"]
-    md = t.markdown().splitlines()
-    assert md[0].startswith("| model.pos_emb | seeds |") and len(md) == 4
+    # 2 seeds: the paired t-test separates neither column (length 10: differences 0.9 and 0.5, p = 0.18): ties
+    assert t.cells[0] == ["abs", "2", t_cell([1.0, 0.8]) + " ≈", t_cell([0.0, 0.2]) + " ≈"]
+    assert t.cells[1][:3] == ["rel_k", "2", "1.00 [1.00, 1.00] ≈"]
+    assert "t-interval" in t.note and "paired t-test" in t.note and "clipped to [0, 1]" in t.note
 
 
-def test_single_seed_has_no_std_and_columns_sort_numerically():
-    df = results_frame([rec("abs", 0, "add", {10: 0.5, 5: 1.0, 20: 0.0})])
+def test_bold_only_where_the_best_is_separated_bootstrap_from_5_seeds():
+    good = [0.90, 0.91, 0.93, 0.92, 0.90]
+    bad = [0.50, 0.55, 0.52, 0.49, 0.51]
+    df = build([row("rel_k", s, accs={5: v}) for s, v in enumerate(good)] + [row("abs", s, accs={5: v}) for s, v in enumerate(bad)])
     t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
+    assert [r[0] for r in t.cells] == ["abs", "rel_k"] and t.bold[1][2] and not t.bold[0][2]
+    ref = sps.bootstrap((np.array(good),), np.mean, n_resamples=2000, rng=np.random.default_rng(0)).confidence_interval
+    assert t.cells[1][2] == f"0.91 [{ref.low:.2f}, {ref.high:.2f}]" and t.rows[1][2].startswith("**0.91")
+    assert "BCa bootstrap" in t.note
+    iqm = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], statistic="iqm", std=True))
+    assert iqm.cells[1][2].startswith(f"{sps.trim_mean(good, 0.25):.2f} ± {np.std(good, ddof=1):.2f} [") and "IQM" in iqm.note
+
+
+def test_single_run_cells_have_no_interval_and_no_marks_and_columns_sort_numerically():
+    t = metric_table(build([row("abs", 0, accs={10: 0.5, 5: 1.0, 20: 0.0}), row("rope", 0, accs={5: 0.5, 10: 0.2, 20: 0.1})]),
+                     TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
     assert t.header[2:] == ["length 5", "length 10", "length 20"]
-    assert t.rows[0][2:] == ["**1.00**", "**0.50**", "**0.00**"]
+    assert t.cells[0][2:] == ["1.00", "0.50", "0.00"] and not any(any(b) for b in t.bold)
+    assert "Nothing is bold" in t.note and "no interval (one run)" in t.note
 
 
-def test_parse_param():
-    assert [parse_param(x) for x in ["3", "0.5", "True", "None", "rel_k", "[1, 5]"]] == [3, 0.5, True, None, "rel_k", "[1, 5]"]
+def test_a_pooled_axis_is_named_with_the_run_count():
+    rows = [row(pe, s, accs={5: 0.1 * s + (0.5 if lr == 1e-3 else 0)}, optimizer__lr=lr) for pe in ("abs", "rope") for lr in (1e-3, 1e-2) for s in (0, 1)]
+    df = build(rows)
+    t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]), axes=["model.pos_emb", "optimizer.lr"])
+    assert t.cells[0][1] == "4 runs / 2 seeds" and t.pooled == {"optimizer.lr": 2}
+    assert "POOLED (not a row, column or `where`): optimizer.lr (2 values); up to 4 runs per cell" in t.note
+    listed = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb", "optimizer.lr"]), axes=["model.pos_emb", "optimizer.lr"])
+    assert listed.pooled == {} and listed.cells[0][2] == "2" and "POOLED" not in listed.note
+    declared = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], pool=["optimizer.lr"]), axes=["optimizer.lr"])
+    assert "Averaged on purpose (`pool`): optimizer.lr (2 values)" in declared.note and "POOLED" not in declared.note
+
+
+def test_where_takes_the_suites_own_values_a_list_axis_as_a_list():
+    df = build([row("abs", 0, accs={5: 0.1}, task__train_len=[5, 10]), row("abs", 1, accs={5: 0.2}, task__train_len=[5, 20]),
+                row("rope", 0, accs={5: 0.3}, task__train_len=[5, 20])])
+    assert str(df.schema["task.train_len"]).startswith("List")
+    assert select(df, {"task.train_len": [5, 20]})["seed"].to_list() == [1, 0]
+    assert select(df, {"task.train_len": [[5, 10], [5, 20]]}).height == 3
+    assert select(df, {"task.train_len": "[5, 20]"}).height == 0  # MLflow's string of the list is not the value
+    assert select(df, {"model.pos_emb": ["abs", "rope"], "seed": 0})["run_id"].to_list() == [df["run_id"][0], df["run_id"][2]]
+    assert select(df, {"no.such": 1}).height == 0
 
 
 def test_empty_selection_gives_empty_table():
-    df = pd.DataFrame([{"model.pos_emb": "abs", "seed": 0, "task.op": "add", "exact/len_05": 1.0}])
+    df = build([row("abs", 0, accs={5: 1.0})])
     assert metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], where={"task.op": "mul"})).rows == []
 
 
@@ -53,34 +95,31 @@ def test_figure_over_a_logged_metric_uses_histories_and_averages_x_per_step(tmp_
     from harness.report.frame import history_frame
     from harness.spec.models import FigureSpec
 
-    recs = [rec("abs", 0, "add", {5: 1.0}), rec("abs", 1, "add", {5: 1.0}), rec("rope", 0, "add", {5: 0.0})]
-    hist = {  # per mlflow id: metric -> [(step, value)]
-        "mabs0": {"exact/len_05": [(10, 0.2), (20, 0.9)], "examples_seen": [(10, 100.0), (20, 200.0)]},
-        "mabs1": {"exact/len_05": [(10, 0.4), (20, 1.0)], "examples_seen": [(10, 110.0), (20, 210.0)]},
-        "mrope0": {"exact/len_05": [(10, 0.0)], "examples_seen": [(10, 90.0)]},
-    }
-    frame = history_frame(recs, hist)
-    assert len(frame) == 5 and {"step", "exact/len_05", "examples_seen", "model.pos_emb"} <= set(frame.columns)
+    df = build([row("abs", 0, accs={5: 1.0}), row("abs", 1, accs={5: 1.0}), row("rope", 0, accs={5: 0.0})])
+    ids = df["run_id"].to_list()
+    hist = history_frame({  # per run_id: (metric, step, value)
+        ids[0]: [("exact/len_05", 10, 0.2), ("exact/len_05", 20, 0.9), ("examples_seen", 10, 100.0), ("examples_seen", 20, 200.0)],
+        ids[1]: [("exact/len_05", 10, 0.4), ("exact/len_05", 20, 1.0), ("examples_seen", 10, 110.0), ("examples_seen", 20, 210.0)],
+        ids[2]: [("exact/len_05", 10, 0.0), ("examples_seen", 10, 90.0)],
+    })
+    assert hist.columns == ["run_id", "metric", "step", "value"] and hist.height == 10
     spec = FigureSpec(title="f", metric="exact/len_05", over="examples_seen", hue=["model.pos_emb"], file="f.png")
-    long = curve_data(results_frame(recs), spec, frame).sort_values(["model.pos_emb", "x", "seed"])
-    assert long[["model.pos_emb", "seed", "x", "value"]].values.tolist() == [
-        ["abs", 0, 105.0, 0.2], ["abs", 1, 105.0, 0.4], ["abs", 0, 205.0, 0.9], ["abs", 1, 205.0, 1.0], ["rope", 0, 90.0, 0.0]]
-    assert metric_curve(results_frame(recs), spec, tmp_path / "f.png", frame).stat().st_size > 0
+    long = curve_data(df, spec, hist).sort(["model.pos_emb", "x", "seed"])
+    assert long.select(["model.pos_emb", "seed", "x", "value"]).rows() == [
+        ("abs", 0, 105.0, 0.2), ("abs", 1, 105.0, 0.4), ("abs", 0, 205.0, 0.9), ("abs", 1, 205.0, 1.0), ("rope", 0, 90.0, 0.0)]
+    assert metric_curve(df, spec, tmp_path / "f.png", hist).stat().st_size > 0
 
 
-def test_figure_over_a_logged_metric_selects_ablations_like_a_table():
-    from harness.report.figures import curve_data
-    from harness.report.frame import history_frame
+def test_figure_bands_are_clipped_to_the_metric_range():
+    from harness.report.figures import band_data, curve_data
     from harness.spec.models import FigureSpec
 
-    base, arm = rec("abs", 0, "add", {5: 1.0}), rec("abs", 0, "add", {5: 0.5})
-    arm = RunRecord("marm", "arm", "FINISHED", arm.params, {"ablation": "no_clip"}, arm.metrics)
-    hist = {"mabs0": {"exact/len_05": [(10, 0.2)], "step_metric": [(10, 10.0)]},
-            "marm": {"exact/len_05": [(10, 0.7)], "step_metric": [(10, 10.0)]}}
-    frame = history_frame([base, arm], hist)
-    assert frame["ablation"].tolist() == ["", "no_clip"]
-    spec = FigureSpec(title="f", metric="exact/len_05", over="step_metric", hue=["ablation"], where={"ablation": "no_clip"}, file="f.png")
-    assert curve_data(results_frame([base, arm]), spec, frame)[["ablation", "x", "value"]].values.tolist() == [["no_clip", 10.0, 0.7]]
+    df = build([row("abs", 0, accs={5: 0.0}), row("abs", 1, accs={5: 0.9})])  # t-interval of 2 seeds: far outside [0, 1]
+    spec = FigureSpec(title="f", metric="exact/len_", hue=["model.pos_emb"], file="f.png")
+    (b,) = band_data(curve_data(df, spec), spec)
+    assert (b["lo"], b["hi"], b["mean"]) == (0.0, 1.0, pytest.approx(0.45))
+    (c,) = band_data(curve_data(df, spec), spec.model_copy(update={"range": (0.0, 0.8)}))
+    assert c["hi"] == 0.8
 
 
 def test_figure_over_a_config_axis_and_spec_rejects_two_x_axes():
@@ -89,31 +128,25 @@ def test_figure_over_a_config_axis_and_spec_rejects_two_x_axes():
     from harness.report.figures import curve_data
     from harness.spec.models import FigureSpec
 
-    df = results_frame([rec("abs", 0, "add", {5: 0.5}), rec("abs", 1, "mul", {5: 0.25})])
+    df = build([row("abs", 0, "add", {5: 0.5}), row("abs", 1, "mul", {5: 0.25})])
     spec = FigureSpec(title="f", metric="exact/len_05", x="task.op", hue=["model.pos_emb"], file="f.png")
-    assert curve_data(df, spec)[["x", "value"]].values.tolist() == [["add", 0.5], ["mul", 0.25]]
+    assert curve_data(df, spec).select(["x", "value"]).rows() == [("add", 0.5), ("mul", 0.25)]
     with pytest.raises(ValidationError, match="at most one of 'x'"):
         FigureSpec(title="f", metric="m", x="task.op", over="examples_seen", hue=["seed"], file="f.png")
 
 
 def test_rows_keep_runs_without_a_row_key():
-    r_lstm = RunRecord("ml", "lstm0", "FINISHED", {"model.name": "lstm", "seed": "0"}, {}, {"exact/len_05": 0.25})
-    df = results_frame([rec("abs", 0, "add", {5: 1.0}), r_lstm])
+    lstm = {"run_id": "lstm0", "cell": "lstm", "seed": 0, "model.name": "lstm", "exact/len_05": 0.25}
+    df = build([row("abs", 0, accs={5: 1.0}), lstm])
     t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
-    assert [r[:3] for r in t.rows] == [["abs", "1", "**1.00**"], ["–", "1", "0.25"]]
-
-
-def test_no_bold_when_every_row_ties():
-    df = results_frame([rec("abs", 0, "add", {5: 0.0, 10: 0.5}), rec("rope", 0, "add", {5: 0.0, 10: 0.25})])
-    t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
-    assert [r[2:] for r in t.rows] == [["0.00", "**0.50**"], ["0.00", "0.25"]]
+    assert [r[:3] for r in t.cells] == [["abs", "1", "1.00"], ["–", "1", "0.25"]]
 
 
 def test_integer_valued_float_keys_print_as_ints_and_decimals_are_configurable():
-    a = RunRecord("m1", "r1", "FINISHED", {"k": "4", "seed": "0"}, {}, {"m/x": 0.00123})
-    b = RunRecord("m2", "r2", "FINISHED", {"seed": "0"}, {}, {"m/x": 0.5})  # no `k`: the column becomes float
-    t = metric_table(results_frame([a, b]), TableSpec(title="t", metric="m/", rows=["k"], decimals=4, column_label=""))
-    assert [r[0] for r in t.rows] == ["4", "–"] and t.rows[0][2] == "0.0012"
+    a = {"run_id": "r1", "cell": "a", "seed": 0, "k": 4, "m/x": 0.00123}
+    b = {"run_id": "r2", "cell": "b", "seed": 0, "k": 2.5, "m/x": 0.5}  # ints and floats: the column is float
+    t = metric_table(build([a, b]), TableSpec(title="t", metric="m/", rows=["k"], decimals=4, column_label=""))
+    assert [r[0] for r in t.cells] == ["2.5", "4"] and t.cells[1][2] == "0.0012"
 
 
 # ---------------------------------------------------------------- report files: md, html, tex, figures
@@ -132,8 +165,12 @@ def small_suite(**report) -> SuiteSpec:
 
 
 def frame():
-    return results_frame([rec("abs", 0, "add", {5: 1.0, 10: 0.0}), rec("abs", 1, "add", {5: 0.8, 10: 0.2}),
-                          rec("rel_k", 0, "add", {5: 1.0, 10: 0.9}), rec("rel_k", 1, "add", {5: 1.0, 10: 0.7})])
+    return build([row("abs", 0, accs={5: 1.0, 10: 0.0}), row("abs", 1, accs={5: 0.8, 10: 0.2}),
+                  row("rel_k", 0, accs={5: 1.0, 10: 0.9}), row("rel_k", 1, accs={5: 1.0, 10: 0.7})])
+
+
+def data(df, n_expected, urls=None):
+    return ReportData(df, None, n_expected, ["model.pos_emb"], urls or {})
 
 
 def tabulars(tex: str) -> list[tuple[int, list[str]]]:
@@ -155,25 +192,30 @@ def tabulars(tex: str) -> list[tuple[int, list[str]]]:
 
 def test_write_report_md_html_tex_figures_claims_and_extra_sections(tmp_path):
     extra = Section("Tuning: best params per cell", ["cell", "lr"], [["abs", "0.003"], ["rel_k", "1e-3"]], note="3 trials each")
-    md_path = write_report(small_suite(), frame(), tmp_path / "small", 5, sections=[extra])
+    md_path = write_report(small_suite(), data(frame(), 5, {r: f"http://ui/#/r/{i}" for i, r in enumerate(frame()["run_id"])}), tmp_path / "small", sections=[extra])
     out = md_path.parent
     assert {p.name for p in out.iterdir()} == {"report.md", "report.html", "tables.tex", "f.png", "h.png"}
     md = md_path.read_text()
     assert "Runs with results: 4 of 5 expected." in md
-    assert "| rel_wins | rel_k beats abs at 10 | T1 | 15 | exact/len_10: a > b [a: pos_emb=rel_k; b: pos_emb=abs] | 0.80 vs 0.10 | PASS |" in md
-    assert "| loose | no check here |  |  | – | – | not checked |" in md
-    assert "| abs | 2 | 0.90 ± 0.14 | 0.10 ± 0.14 |" in md and "| rel_k | 2 | **1.00 ± 0.00** | **0.80 ± 0.14** |" in md
+    assert ("| rel_wins | rel_k beats abs at 10 | T1 | 15 | exact/len_10: a > b [a: pos_emb=rel_k; b: pos_emb=abs] | 0.80 vs 0.10: "
+            "a-b +0.70 [-1.84, +3.24], p = 0.089 (2 seeds); ~4 seeds would decide at this variance | paired by seed: 95% t-interval "
+            "of the mean difference, one-sided paired t-test of difference > margin 0 | INCONCLUSIVE |") in md
+    assert "| loose | no check here |  |  | – | – | – | not checked |" in md
+    assert "| abs | 2 | 0.90 [0.00, 1.00] ≈ | 0.10 [0.00, 1.00] ≈ |" in md and "| rel_k | 2 | 1.00 [1.00, 1.00] ≈ | 0.80 [0.00, 1.00] ≈ |" in md
+    assert "## Runs" in md and "| [model.pos_emb=abs task.op=add](http://ui/#/r/0) | 0 |" in md
     assert "## Tuning: best params per cell" in md and "| rel_k | 1e-3 |" in md and "3 trials each" in md
     assert "![F](f.png)" in md and "![H](h.png)" in md
     html = (out / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 2 and not re.search(r"(src|href)=\"(?!data:)", html)
+    assert html.count('src="data:image/png;base64,') == 2 and not re.search(r"src=\"(?!data:)", html)
+    assert re.findall(r'href="([^"]*)"', html) == [f"http://ui/#/r/{i}" for i in range(4)]  # only the runs' MLflow pages
     assert "<link" not in html and "<script" not in html and "<style>" in html
-    assert '<td class="PASS">PASS</td>' in html and "<b>1.00 ± 0.00</b>" in html and "Tuning: best params per cell" in html
+    assert '<td class="INCONCLUSIVE">INCONCLUSIVE</td>' in html and "<td>1.00 [1.00, 1.00] ≈</td>" in html
+    assert "Tuning: best params per cell" in html
     tex = (out / "tables.tex").read_text()
     tables = tabulars(tex)
-    assert [n for n, _ in tables] == [7, 4, 2]  # claims, the metric table, the extra section
+    assert [n for n, _ in tables] == [8, 4, 2]  # claims, the metric table, the extra section (not the runs index)
     assert tables[1][1][0] == r"model.pos\_emb & seeds & length 5 & length 10 \\"
-    assert tables[1][1][2] == r"rel\_k & 2 & \textbf{1.00 $\pm$ 0.00} & \textbf{0.80 $\pm$ 0.14} \\"
+    assert tables[1][1][2] == r"rel\_k & 2 & 1.00 [1.00, 1.00] $\approx$ & 0.80 [0.00, 1.00] $\approx$ \\"
     assert r"\caption{Exact \% by length}" in tex
 
 
@@ -181,7 +223,7 @@ def test_a_failing_render_leaves_the_previous_report_untouched(tmp_path, monkeyp
     import harness.report.render as render
 
     out = tmp_path / "small"
-    write_report(small_suite(), frame(), out, 4)
+    write_report(small_suite(), data(frame(), 4), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def broken(doc):
@@ -189,7 +231,7 @@ def test_a_failing_render_leaves_the_previous_report_untouched(tmp_path, monkeyp
 
     monkeypatch.setattr(render, "render_tex", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        write_report(small_suite(), frame().iloc[:2], out, 4)
+        write_report(small_suite(), data(frame().head(2), 4), out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["small"]  # no temporary folder left behind
 
@@ -200,11 +242,11 @@ def test_heatmap_and_table_columns_from_a_config_path():
 
     df = frame()
     grid = heatmap_data(df, HeatmapSpec(title="h", metric="exact/len_", rows="model.pos_emb", file="h.png"))
-    assert grid.round(6).values.tolist() == [[0.9, 0.1], [1.0, 0.8]] and list(grid.columns) == [5, 10]
+    assert grid.round(6).values.tolist() == [[0.9, 0.1], [1.0, 0.8]] and list(grid.columns) == ["5", "10"]
     by_seed = heatmap_data(df, HeatmapSpec(title="h", metric="exact/len_10", rows="model.pos_emb", columns="seed", file="h.png"))
     assert by_seed.values.tolist() == [[0.0, 0.2], [0.9, 0.7]]
     t = metric_table(df, TableSpec(title="t", metric="exact/len_10", rows=["model.pos_emb"], columns="seed", column_label="seed"))
-    assert t.header == ["model.pos_emb", "seeds", "seed 0", "seed 1"] and t.rows[1] == ["rel_k", "2", "**0.90**", "**0.70**"]
+    assert t.header == ["model.pos_emb", "seeds", "seed 0", "seed 1"] and t.rows[1] == ["rel_k", "2", "0.90", "0.70"]
 
 
 def test_report_spec_rejects_two_figures_writing_one_file():
@@ -226,7 +268,7 @@ report:
 claims:
   - id: rel_beats_abs
     text: rel_k beats abs on 4 digits
-    check: {{kind: beats, metric: exact/len_04, a: {{where: {{model.pos_emb: {a}}}}}, b: {{where: {{model.pos_emb: {b}}}}}}}
+    check: {{kind: beats, metric: {m}, a: {{where: {{model.pos_emb: {a}}}}}, b: {{where: {{model.pos_emb: {b}}}}}}}
   - {{id: loose, text: not checked}}
 """
 
@@ -237,9 +279,10 @@ def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, ca
     from harness.tags import Tag
     from harness.track import Tracker
 
-    good, bad = tmp_path / "fake.yaml", tmp_path / "fake_bad.yaml"
-    good.write_text(FAKE.format(a="rel_k", b="abs"))
-    bad.write_text(FAKE.format(a="abs", b="rel_k"))
+    good, bad, noisy = tmp_path / "fake.yaml", tmp_path / "fake_bad.yaml", tmp_path / "fake_noisy.yaml"
+    good.write_text(FAKE.format(a="rel_k", b="abs", m="exact/len_04"))
+    bad.write_text(FAKE.format(a="abs", b="rel_k", m="exact/len_04"))
+    noisy.write_text(FAKE.format(a="rel_k", b="abs", m="exact/len_03"))
     uri = f"sqlite:///{tmp_path}/m.db"
     t = Tracker(uri)
     t.setup()
@@ -249,22 +292,45 @@ def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, ca
         for k, v in r.config.flat().items():
             t.client.log_param(mid, k, str(v))
         rel = r.config.model.pos_emb == "rel_k"
-        t.client.log_metric(mid, "exact/len_03", 1.0)
+        t.client.log_metric(mid, "exact/len_03", 0.5 + 0.3 * r.config.seed if rel else 0.4)  # the seeds disagree
         t.client.log_metric(mid, "exact/len_04", (0.8 if rel else 0.1) + 0.01 * r.config.seed)
         t.terminate(mid, "FINISHED")
     args = ["--tracking-uri", uri, "--reports-dir", str(tmp_path / "reports"), "--check"]
 
     assert main(["report", str(good), *args]) == 0
     err = capsys.readouterr().err
-    assert "claim PASS        rel_beats_abs: 0.81 vs 0.11" in err and "claim not checked loose" in err
+    assert "claim PASS         rel_beats_abs: 0.81 vs 0.11: a-b +0.70 [+0.70, +0.70], p = 0 (2 seeds)" in err
+    assert "claim not checked  loose" in err
     md = (tmp_path / "reports" / "fake" / "report.md").read_text()
-    assert "| abs | 2 | 1.00 ± 0.00 | 0.11 ± 0.01 |" in md and "abc123 (4 runs)" in md and "cpu (4 runs)" in md
+    assert "| abs | 2 | 0.40 [0.40, 0.40] ≈ | 0.11 [0.04, 0.17] |" in md and "abc123 (4 runs)" in md and "cpu (4 runs)" in md
     parents = [r for r in t.client.search_runs([exp]) if "run_id" not in r.data.tags]
     assert len(parents) == 1 and parents[0].data.tags[Tag.KIND] == "report"  # created: the store had no parent run
+    assert parents[0].data.tags["claim.rel_beats_abs"] == "PASS" and "report/report.html" in parents[0].data.tags[Tag.NOTE]
     logged = {a.path for a in t.client.list_artifacts(parents[0].info.run_id, "report")}
     assert {"report/report.md", "report/report.html", "report/tables.tex"} <= logged
+
+    assert main(["report", str(noisy), *args]) == 3  # INCONCLUSIVE: its own exit status
+    err = capsys.readouterr().err
+    assert "claims inconclusive: rel_beats_abs" in err and "seeds would decide at this variance" in err
 
     assert main(["report", str(bad), *args]) == 1
     assert "claims failed: rel_beats_abs (FAIL)" in capsys.readouterr().err
     assert main(["report", str(bad), *args[:-1]]) == 0  # without --check a failing claim is only reported
     assert len([r for r in t.client.search_runs([exp]) if "run_id" not in r.data.tags]) == 1  # the report run is reused
+
+
+def test_a_grid_over_learning_rates_is_not_pooled_silently(root):
+    """The issue's case: length_generalization with a grid over two learning rates (its runs as the report reads
+    them, metrics made up): the addition table names optimizer.lr as pooled and counts 2 runs per seed."""
+    from harness.report.frame import results_frame
+    from harness.report.results import SuiteResults
+    from harness.spec import load_and_expand
+    from harness.track import RunRecord
+
+    loaded, runs = load_and_expand(root / "suites" / "length_generalization.yaml", ["grid.optimizer.lr=[0.001,0.003]"])
+    recs = [RunRecord(f"m{r.run_id}", r.run_id, "FINISHED", {}, {}, {"exact/len_05": 0.1 * (i % 7)}) for i, r in enumerate(runs)]
+    res = SuiteResults(loaded.spec, loaded.path, results_frame(runs, recs), None, recs, len(runs), None, runs=runs)
+    t = metric_table(res.frame, loaded.spec.report.tables[0], res.axes())
+    seeds = {r.config.seed for r in runs if r.config.task.op == "add"}
+    assert t.pooled == {"optimizer.lr": 2} and "POOLED (not a row, column or `where`): optimizer.lr (2 values)" in t.note
+    assert {row[1] for row in t.cells} == {f"{2 * len(seeds)} runs / {len(seeds)} seeds"}

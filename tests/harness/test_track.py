@@ -108,3 +108,29 @@ def test_runlog_counts_the_time_of_its_tracking_calls(tmp_path):
     buffered = log.seconds
     log.finish(Status.FINISHED)
     assert log.seconds > buffered and len(t.client.get_metric_history(mid, "loss")) == 5
+
+
+def test_sql_histories_read_what_get_metric_history_reads(tmp_path):
+    t, exp, ids = _store(tmp_path)
+    log = RunLog(t.uri, ids["d"])
+    for step in (20, 30):
+        log.log_metrics({"acc": step / 100, "examples_seen": step * 8.0}, step)
+    log.log_metrics({"acc": math.nan}, 40)
+    log.flush()
+    mids = [ids["a1"], ids["d"], ids["b"]]
+    fast = t.histories(mids, ["acc", "examples_seen", "absent"])
+    slow = {m: [(k, s, v) for k, pts in t.history(m, ["acc", "examples_seen", "absent"]).items() for s, v in pts] for m in mids}
+
+    def norm(h):
+        return {m: sorted((k, s, "nan" if math.isnan(v) else v) for k, s, v in pts) for m, pts in h.items()}
+
+    assert norm(fast) == norm(slow)
+    assert norm(fast)[ids["d"]] == sorted([("acc", 10, 0.5), ("acc", 20, 0.2), ("acc", 30, 0.3), ("acc", 40, "nan"),
+                                           ("examples_seen", 20, 160.0), ("examples_seen", 30, 240.0)])
+
+
+def test_latest_run_of_every_run_id_whatever_its_status(tmp_path):
+    t, exp, ids = _store(tmp_path)
+    latest = t.latest(exp)
+    assert {k: v[:2] for k, v in latest.items()} == {"a": (ids["a1"], "FINISHED"), "b": (ids["b"], "FAILED"),
+                                                     "d": (ids["d"], "FINISHED"), "f": (ids["f"], "KILLED")}

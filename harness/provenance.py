@@ -1,0 +1,70 @@
+"""The code a run ran: the harness checkout's git commit (the checkout this package is imported from, not the
+current directory's repository), whether its tree had uncommitted changes and their diff, and the hash of
+the lock file that pins the environment.  Read once per invocation (`code_version`)."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]  # the repository holding harness/ (when installed editable / run from it)
+LOCK_FILE = "requirements.lock"
+MAX_DIFF = 2_000_000  # characters of the uncommitted diff kept as an artifact
+UNKNOWN = "unknown"
+
+
+class DirtyTree(RuntimeError):
+    """`--require-clean` and the harness checkout has uncommitted changes."""
+
+
+@dataclass(frozen=True)
+class CodeVersion:
+    commit: str  # UNKNOWN outside a git checkout
+    dirty: bool
+    diff: str  # `git diff HEAD` plus the untracked files' names ("" when clean)
+    lock_sha256: str  # of requirements.lock (UNKNOWN when there is none)
+    checkout: str
+
+    @property
+    def described(self) -> str:
+        return self.commit + (" (uncommitted changes)" if self.dirty else "")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=CHECKOUT, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+@lru_cache(maxsize=1)
+def code_version() -> CodeVersion:
+    commit = (_git("rev-parse", "HEAD") or "").strip() or UNKNOWN
+    status = _git("status", "--porcelain") if commit != UNKNOWN else None
+    dirty = bool(status and status.strip())
+    diff = ""
+    if dirty:
+        untracked = [line[3:] for line in (status or "").splitlines() if line.startswith("??")]
+        diff = (_git("diff", "HEAD") or "") + "".join(f"\n# untracked: {p}" for p in untracked)
+        diff = diff[:MAX_DIFF]
+    lock = CHECKOUT / LOCK_FILE
+    lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else UNKNOWN
+    return CodeVersion(commit, dirty, diff, lock_sha, str(CHECKOUT))
+
+
+def require_clean() -> None:
+    v = code_version()
+    if v.dirty:
+        raise DirtyTree(f"the harness checkout {v.checkout} has uncommitted changes (--require-clean): commit or stash them")
+
+
+def user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return UNKNOWN
