@@ -121,6 +121,7 @@ def _deadline(seconds: float) -> Iterator[None]:
     def on_alarm(signum: int, frame: object) -> None:
         raise _TooSlow()
 
+    grad = torch.is_grad_enabled()  # the alarm may land between a no_grad block's enter and its try: restore it
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -128,6 +129,7 @@ def _deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        torch.set_grad_enabled(grad)
 
 
 class _NoRandomInit(TorchFunctionMode):

@@ -46,6 +46,7 @@ def error(capsys, *argv: str) -> str:
 ])
 def test_the_dry_build_refuses_before_any_run(capsys, overrides, expected):
     assert re.search(expected, error(capsys, SMOKE, *overrides))
+    assert torch.is_grad_enabled()  # a deadline that lands inside a no_grad block leaves the process as it was
 
 
 def test_a_run_that_cannot_fit_its_gpu_slot(capsys, monkeypatch):
@@ -121,7 +122,7 @@ def test_claim_axis_range_must_meet_a_logged_suffix(capsys):
 def test_validate_reports_the_dry_build(capsys):
     assert main(["validate", SMOKE, "defaults.model.d_model=16,32"]) == 0
     out, _ = capsys.readouterr()
-    assert re.fullmatch(r"ok  \S+smoke.yaml: 8 runs, 4 configurations built, [\d,]+-[\d,]+ parameters\n", out), out
+    assert re.fullmatch(r"ok  \S+smoke.yaml: 8 runs, 4 configurations built, [\d,]+-[\d,]+ parameters \(profiles, expanded: paper 8 runs\)\n", out), out
 
 
 def test_pipeline_load_checks_and_can_skip_it():
@@ -145,9 +146,9 @@ def test_expand_shows_parameters_dropped_fields_and_finished_runs(tmp_path, caps
     t.terminate(t.create_child(exp, t.start_parent(exp, "p", {}), done.name, {Tag.RUN_ID: done.run_id}), Status.FINISHED)
     assert main(["expand", SMOKE, *overrides, "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
-    lstm = next(line for line in out.splitlines() if "name=lstm" in line and "│ 2 " in line)
+    lstm = next(line for line in out.splitlines() if "model=lstm" in line and "│ 2 " in line)
     assert re.search(r"│ 2\s+│ 9,408\s+│ [\d.]+ MiB \(cpu\)\s+│ model.n_heads\s+│ 1/2", lstm), lstm
-    tf = next(line for line in out.splitlines() if "name=transformer" in line and "│ 2 " in line)
+    tf = next(line for line in out.splitlines() if "model=transformer" in line and "│ 2 " in line)
     assert re.search(r"│ 14,\d{3}\s+│ .*│ -\s+│ 0/2", tf), tf
     capsys.readouterr()
     assert main(["expand", SMOKE, "--tracking-uri", f"sqlite:///{tmp_path}/none/mlflow.db"]) == 0
