@@ -38,6 +38,24 @@ def forwarded_env() -> dict[str, str]:
             if (k.startswith(FORWARDED_ENV_PREFIXES) or k in FORWARDED_ENV) and k not in (PARENT_PID_ENV, NODE_ENV)}
 
 
+def ship_files(argv: Sequence[str]) -> dict[int, tuple[str, bytes]]:
+    """The arguments of a worker command that name files on the driver (the RunSpec JSON, a trial's ref):
+    argv index -> (file name, content), for a backend whose workers run on other machines."""
+    return {i: (Path(a).name, Path(a).read_bytes()) for i, a in enumerate(argv) if i > 0 and os.path.isfile(a)}  # isfile: False for any non-path
+
+
+def unship(argv: Sequence[str], files: dict[int, tuple[str, bytes]], folder: Path, own_python: bool) -> list[str]:
+    """`argv` with the shipped files written to `folder` and their arguments pointing there; `own_python`:
+    argv[0] is the driver's interpreter, replaced by this node's."""
+    out = list(argv)
+    if own_python:
+        out[0] = sys.executable
+    for i, (name, data) in files.items():
+        (folder / name).write_bytes(data)
+        out[i] = str(folder / name)
+    return out
+
+
 def set_parent_death_signal(sig: int) -> None:
     """Have the kernel send `sig` to this process when its parent dies (Linux prctl PR_SET_PDEATHSIG;
     elsewhere a no-op).  Used by every process a pool starts: warm workers, runs, Ray's subprocesses."""

@@ -25,7 +25,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline: no usage repor
 
 import ray  # noqa: E402
 
-from harness.backends.base import NODE_ENV, Job, Slot, forwarded_env, signal_group, visible_gpus  # noqa: E402
+from harness.backends.base import NODE_ENV, Job, Slot, forwarded_env, ship_files, signal_group, unship, visible_gpus  # noqa: E402
 from harness.backends.check import probe_ray_address  # noqa: E402
 from harness.backends.warm import WarmWorkers  # noqa: E402
 
@@ -52,13 +52,8 @@ class WarmActor:
         """Run `argv` (`files`: argv index -> (name, content) written here first; `own_python`: argv[0]
         is the driver's interpreter, replaced by this node's; `env`: the driver's forwarded settings)
         and return (exit code, output tail)."""
-        argv = list(argv)
-        if own_python:
-            argv[0] = sys.executable
         job_dir = Path(tempfile.mkdtemp(dir=self.tmp))
-        for i, (name, data) in files.items():
-            (job_dir / name).write_bytes(data)
-            argv[i] = str(job_dir / name)
+        argv = unship(argv, files, job_dir, own_python)
         log_path = job_dir / "worker.log"
         log_path.write_text(self.header)
         self.done.clear()
@@ -130,8 +125,7 @@ class RayBackend:
 
     # ------------------------------------------------------------ jobs
     def launch(self, job: Job, slot: Slot, argv: list[str]) -> None:
-        files = {i: (Path(a).name, Path(a).read_bytes()) for i, a in enumerate(argv) if i > 0 and os.path.isfile(a)}  # isfile: False for any non-path
-        ref = self.actors[slot.index].run.remote(argv, files, argv[0] == sys.executable, str(Path.cwd()), forwarded_env())
+        ref = self.actors[slot.index].run.remote(argv, ship_files(argv), argv[0] == sys.executable, str(Path.cwd()), forwarded_env())
         self.running[ref] = (job, slot.index)
 
     def _collect(self, ref: ray.ObjectRef) -> tuple[Job, int]:
