@@ -7,7 +7,17 @@ import subprocess
 import time
 
 import pytest
-from teamkit import assert_exact_steps, finished_once_each, needs_team, output, run, runs_of, start, suite_file, wait_for
+from teamkit import (
+    assert_exact_steps,
+    finished_once_each,
+    needs_team,
+    output,
+    run,
+    runs_of,
+    start,
+    suite_file,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, needs_team]
 
