@@ -236,11 +236,12 @@ class Team:
         self.save()
 
     # ------------------------------------------------------------ Ray: a head and a second node, one CPU each
-    def start_ray(self, timeout_s: float = 90.0) -> None:
+    def start_ray(self, nodes: int = 2, timeout_s: float = 90.0) -> None:
+        """The head (`nodes` 1), or the head and the second node (2); nodes already running are kept."""
         ray = str(Path(sys.executable).with_name("ray"))
-        nodes = {"ray-head": ["--head", f"--port={self.ray_port}", "--include-dashboard=false"],
-                 "ray-node": [f"--address={self.ray_address}"]}
-        for name, extra in nodes.items():
+        started = {"ray-head": ["--head", f"--port={self.ray_port}", "--include-dashboard=false"],
+                   "ray-node": [f"--address={self.ray_address}"]}
+        for name, extra in list(started.items())[:nodes]:
             if alive(self.pids.get(name)):
                 continue
             tmp = self.dir / name
@@ -257,7 +258,7 @@ class Team:
             self.save()
             if name == "ray-head":  # the second node needs the head's GCS
                 wait_until(lambda: _accepts(self.ray_port), timeout_s, name, self._log(name))
-        self.wait_ray_nodes(2, timeout_s)
+        self.wait_ray_nodes(nodes, timeout_s)
 
     def wait_ray_nodes(self, n: int, timeout_s: float) -> None:
         """Wait until the cluster has `n` alive nodes (one driver polls; connecting costs seconds)."""

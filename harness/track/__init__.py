@@ -21,7 +21,7 @@ from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-from harness.track.retry import MLFLOW_HTTP_DEFAULTS, RetryingClient, TrackingUnavailable  # noqa: E402,F401
+from harness.track.retry import MLFLOW_HTTP_DEFAULTS, ORCHESTRATOR_FACTOR, RetryingClient, TrackingUnavailable  # noqa: E402,F401
 
 for _key, _value in MLFLOW_HTTP_DEFAULTS.items():  # short HTTP retries per call; harness.track.retry does the rest
     os.environ.setdefault(_key, _value)
@@ -103,13 +103,16 @@ class RunRecord:
 
 
 class Tracker:
-    def __init__(self, uri: str | None = None) -> None:
+    """`deadline_factor`: a server store's calls retry for this many times $HARNESS_TRACKING_DEADLINE_S
+    (harness.track.retry; the orchestrator's default, 3; a worker's RunLog: 1)."""
+
+    def __init__(self, uri: str | None = None, deadline_factor: float = ORCHESTRATOR_FACTOR) -> None:
         self.uri = uri or default_uri()
         self.layout = StoreLayout.from_uri(self.uri)
         with self.layout.schema_lock():
             client = MlflowClient(tracking_uri=self.uri)
         # a server may be down for a while (restarted, its database restarting): calls retry until a deadline
-        self.client = RetryingClient(client, self.uri) if self.layout.is_server else client
+        self.client = RetryingClient(client, self.uri, deadline_factor) if self.layout.is_server else client
 
     # ------------------------------------------------------------ parent-side
     def setup(self) -> None:
@@ -289,7 +292,7 @@ class RunLog:
 
     def __init__(self, uri: str, mlflow_id: str, flush_every: int = 500) -> None:
         t0 = time.perf_counter()
-        self.tracker = Tracker(uri)
+        self.tracker = Tracker(uri, deadline_factor=1.0)
         self.id = mlflow_id
         self.flush_every = flush_every
         self._buf: list[Metric] = []

@@ -4,7 +4,8 @@ MLflow's own HTTP retries (urllib3, `MLFLOW_HTTP_REQUEST_MAX_RETRIES` / `_BACKOF
 kept short (a few seconds per call: the defaults harness.track sets, any value in the environment wins);
 this layer retries a call that still failed on a transient error (connection refused or reset, a timeout,
 a 5xx answer such as the server's database being down) with backoff 0.5 s doubling up to 10 s, until
-`$HARNESS_TRACKING_DEADLINE_S` (default 600 s) after the first failure; then it raises
+`$HARNESS_TRACKING_DEADLINE_S` (default 600 s) after the first failure for a run's worker, three times that
+for the orchestrator (it still has its runs' outcomes to record once the server is back); then it raises
 TrackingUnavailable.  Errors the server meant (a run that does not exist, a bad parameter) are not retried.
 The caller keeps what it had not written yet (RunLog's buffered metrics leave the buffer only once written)."""
 
@@ -22,6 +23,7 @@ from requests.exceptions import Timeout
 
 DEADLINE_ENV = "HARNESS_TRACKING_DEADLINE_S"
 DEADLINE_S = 600.0
+ORCHESTRATOR_FACTOR = 3.0  # the orchestrator waits this many times a worker's deadline
 MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                         "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 TRANSIENT = ("Max retries exceeded", "Connection refused", "Connection aborted", "Connection reset", "RemoteDisconnected",
@@ -68,10 +70,11 @@ def call_with_retries(fn: Callable[..., Any], *args: Any, uri: str = "", deadlin
 
 
 class RetryingClient:
-    """An MlflowClient whose public methods retry transient failures (module docstring)."""
+    """An MlflowClient whose public methods retry transient failures (module docstring) for `factor` times
+    the deadline."""
 
-    def __init__(self, client: Any, uri: str) -> None:
-        self._client, self._uri = client, uri
+    def __init__(self, client: Any, uri: str, factor: float = 1.0) -> None:
+        self._client, self._uri, self._factor = client, uri, factor
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -79,6 +82,6 @@ class RetryingClient:
             return attr
 
         def retried(*args: Any, **kwargs: Any) -> Any:
-            return call_with_retries(attr, *args, uri=self._uri, **kwargs)
+            return call_with_retries(attr, *args, uri=self._uri, deadline=deadline_s() * self._factor, **kwargs)
 
         return retried
