@@ -9,7 +9,7 @@ two-node Ray cluster (a head and a second node, each its own `ray start` with on
 
 Everything lives in one folder outside the repository ($HARNESS_TEAM_DIR, default /var/tmp/harness-team):
     secrets/pgpass   the database password (libpq's passfile format, mode 0600; generated once)
-    team.env         MLFLOW_TRACKING_URI, HARNESS_DATABASE_URL, PGPASSFILE, RAY_ADDRESS (no password)
+    team.env         MLFLOW_TRACKING_URI, HARNESS_DATABASE_URL, PGPASSFILE, RAY_ADDRESS, RAY_AUTH_MODE (no password)
     pg/ mlflow/ ray-*/ logs/  the data and logs of each component; team.json the ports and pids
 Clients find the password through PGPASSFILE (libpq reads it), so no URL, argv, log or tag ever holds it.
 Ports: $HARNESS_TEAM_PG_PORT (55432), $HARNESS_TEAM_MLFLOW_PORT (55500), $HARNESS_TEAM_RAY_PORT (56379).
@@ -36,6 +36,7 @@ ROLE = "harness"
 MLFLOW_DB, OPTUNA_DB = "harness_mlflow", "harness_optuna"
 DEFAULT_DIR = Path(os.environ.get("HARNESS_TEAM_DIR", "/var/tmp/harness-team"))
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+RAY_ENV = {"RAY_AUTH_MODE": "disabled"}  # the cluster listens on 127.0.0.1 only; every node and driver must agree
 
 
 def pg_bin(name: str) -> str:
@@ -58,22 +59,36 @@ def wait_until(check, timeout_s: float, what: str, log: Path | None = None) -> N
     raise RuntimeError(f"{what} not ready after {timeout_s:.0f} s" + (f"; log {log}:\n{tail}" if tail else ""))
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies waiting for their reaper do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def stop_group(pid: int, grace_s: float = 15.0, sig: int = signal.SIGTERM) -> None:
-    """`sig` to the process group led by `pid`, SIGKILL to what is left after `grace_s`."""
+    """`sig` to the process group led by `pid`, SIGKILL to what is left after `grace_s`; the leader is
+    reaped if it is our child."""
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
+    while group_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
+    if group_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # not ours (started by another `team.py up`)
         pass
 
 
@@ -124,7 +139,7 @@ class Team:
     def env(self) -> dict[str, str]:
         """What a client of the stack needs in its environment."""
         return {"MLFLOW_TRACKING_URI": self.tracking_uri, "HARNESS_DATABASE_URL": self.database_url,
-                "PGPASSFILE": str(self.pgpass), "RAY_ADDRESS": self.ray_address}
+                "PGPASSFILE": str(self.pgpass), "RAY_ADDRESS": self.ray_address, **RAY_ENV}
 
     def _log(self, name: str) -> Path:
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -252,7 +267,7 @@ class Team:
             if name == "ray-head":
                 argv.append(f"--temp-dir={tmp}")
             with open(self._log(name), "ab") as out:
-                proc = subprocess.Popen(argv, env={**os.environ, **QUIET_ENV, "RAY_AUTH_MODE": "disabled"}, stdout=out,
+                proc = subprocess.Popen(argv, env={**os.environ, **QUIET_ENV, **RAY_ENV}, stdout=out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             self.pids[name] = proc.pid
             self.save()
@@ -267,7 +282,7 @@ class Team:
                 "while sum(x['Alive'] for x in ray.nodes()) < int(sys.argv[2]) and time.monotonic() < end: time.sleep(0.3)\n"
                 "sys.exit(0 if sum(x['Alive'] for x in ray.nodes()) >= int(sys.argv[2]) else 1)")
         out = subprocess.run([sys.executable, "-c", code, self.ray_address, str(n), str(timeout_s)], capture_output=True,
-                             text=True, timeout=timeout_s + 30, env={**os.environ, **QUIET_ENV, "RAY_AUTH_MODE": "disabled"})
+                             text=True, timeout=timeout_s + 30, env={**os.environ, **QUIET_ENV, **RAY_ENV})
         if out.returncode != 0:
             raise RuntimeError(f"Ray cluster at {self.ray_address} has fewer than {n} nodes: {out.stderr[-2000:]}")
 

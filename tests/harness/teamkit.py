@@ -59,8 +59,8 @@ def stop_team(team: Team) -> None:
 
 def env(team: Team, **extra: str) -> dict[str, str]:
     """A client's environment: the team's database and credentials file, a short lease."""
-    out = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true", "HARNESS_LEASE_TTL_S": str(LEASE_TTL_S),
-           "HARNESS_DATABASE_URL": team.database_url, "PGPASSFILE": str(team.pgpass)}
+    stack = {k: v for k, v in team.env().items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}  # tests name both
+    out = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true", "HARNESS_LEASE_TTL_S": str(LEASE_TTL_S), **stack}
     out.pop("RAY_ADDRESS", None)
     out.pop("MLFLOW_TRACKING_URI", None)
     return {**out, **extra}
