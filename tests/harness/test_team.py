@@ -77,9 +77,10 @@ def test_kill9_of_tune_and_run_then_rerun_loses_and_duplicates_nothing(team, tmp
     diff = {"grid": {"model.pos_emb": ["abs"]}, "seeds": [0],
             "defaults": {"training": {"steps": 150, "checkpoint_every": 10}, "evaluation": {"every": 50}},
             "tune": [{"name": "lr", "per": [], "space": {"optimizer.lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True}},
-                      "objective": "token_acc/len_03", "direction": "maximize", "trials": 4, "set": {"training.steps": 30},
+                      "objective": "token_acc/len_03", "direction": "maximize", "trials": 4, "set": {"training.steps": 60},
                       "sampler": {"name": "tpe", "seed": 0, "startup_trials": 2}, "pruner": {"name": "none"}}]}
     path = suite_file(tmp_path, "tkill", diff)
+    optuna.storages.RDBStorage(team.database_url)  # Optuna's schema, created before two processes race to make it
 
     def study_states():
         summaries = [s for s in optuna.get_all_study_summaries(team.database_url) if s.study_name.startswith("tkill")]
