@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scale"))
 
 from team import Team  # noqa: E402
+from test_faults import expected_steps, output, wait_for  # noqa: E402,F401  (the fault tests' helpers, re-exported)
 
 LEASE_TTL_S = 6  # short, so that the expiry of a dead holder's lease is tested in seconds
 
@@ -92,20 +93,6 @@ def start(team: Team, cwd: Path, command: str, *args: str, **extra_env: str) -> 
     return proc
 
 
-def output(proc: subprocess.Popen) -> str:
-    return proc.log_path.read_text()
-
-
-def wait_for(cond, timeout: float, what: str, poll: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def tracker(team: Team):
     from harness.track import Tracker
 
@@ -129,14 +116,6 @@ def finished_once_each(team: Team, suite: str, n: int) -> dict[str, object]:
     assert len(ids) == len(set(ids)) == n, ids
     assert not [r for r in children + others if r.info.status == "RUNNING"], "a run left RUNNING"
     return {r.data.tags["run_id"]: r for r in done}
-
-
-def expected_steps(key: str, steps: int, log_every: int, eval_every: int) -> list[int]:
-    if key.startswith("train/"):
-        return sorted({1, *range(log_every, steps + 1, log_every)})
-    if key in ("n_params", "time/train_seconds"):
-        return [steps]
-    return sorted({*range(eval_every, steps + 1, eval_every), steps})
 
 
 def assert_exact_steps(team: Team, run, steps: int, log_every: int, eval_every: int) -> int:
