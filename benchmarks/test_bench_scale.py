@@ -15,7 +15,7 @@ from harness.orchestrate import run_tags
 from harness.session import suite_tags
 from harness.spec import load_and_expand
 from harness.tags import Kind, Outcome, Status, Tag
-from harness.track import RunLog, Tracker
+from harness.track import Tracker
 
 pytestmark = pytest.mark.bench
 
@@ -26,7 +26,10 @@ METRICS = ("exact/len_03", "exact/len_04", "exact/len_06", "token_acc/len_03", "
 
 
 def populate(uri: str, overrides: list[str]) -> int:
-    """Write every run of the suite as a FINISHED child run, as a worker would have left it."""
+    """Write every run of the suite as a FINISHED child run with what a worker leaves (params, tags, final
+    metrics), each in three MLflow calls: create_run, one log_batch, set_terminated."""
+    from mlflow.entities import Metric, Param, RunTag
+
     from harness.backends import Slot
 
     loaded, runs = load_and_expand(SUITE, overrides)
@@ -35,13 +38,15 @@ def populate(uri: str, overrides: list[str]) -> int:
     exp = t.experiment(loaded.spec.name)
     tags = suite_tags(loaded.spec.name)
     parent = t.start_parent(exp, f"{loaded.spec.name} populated", {**tags, Tag.KIND: Kind.INVOCATION, Tag.COMMAND: "populate"})
+    worker_tags = {Tag.DEVICE: "cpu", Tag.N_PARAMS: "13000", Tag.OUTCOME: Outcome.FINISHED}
     for i, r in enumerate(runs):
         mid = t.create_child(exp, parent, r.name, {**tags, **run_tags(r, Slot(i % 2), 0)})
-        log = RunLog(uri, mid)
-        log.log_params(r.config.flat())
-        log.set_tags({Tag.DEVICE: "cpu", Tag.N_PARAMS: "13000", Tag.OUTCOME: Outcome.FINISHED})
-        log.log_metrics({m: (i % 97) / 97 for m in METRICS} | {"train/loss": 1.0, "time/train_seconds": 1.0}, r.config.training.steps)
-        log.finish(Status.FINISHED)
+        step = r.config.training.steps
+        values = {m: (i % 97) / 97 for m in METRICS} | {"train/loss": 1.0, "time/train_seconds": 1.0}
+        t.client.log_batch(mid, metrics=[Metric(k, v, 0, step) for k, v in values.items()],
+                           params=[Param(k, str(v)) for k, v in r.config.flat().items()],
+                           tags=[RunTag(k, str(v)) for k, v in worker_tags.items()])
+        t.terminate(mid, Status.FINISHED)
     t.terminate(parent, Status.FINISHED)
     return len(runs)
 

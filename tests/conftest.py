@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,21 @@ def child_runs(cwd: Path, suite: str):
     exp = t.client.get_experiment_by_name(suite)
     runs = t.client.search_runs([exp.experiment_id])
     return [r for r in runs if "run_id" in r.data.tags], [r for r in runs if "run_id" not in r.data.tags]
+
+
+def write_suite(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    """A suite file in tmp_path (the text dedented)."""
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def spec_error(path: Path, overrides=()) -> str:
+    """The one-line SpecError that loading and expanding the suite at `path` raises."""
+    from harness.spec import SpecError, expand, load_suite
+
+    with pytest.raises(SpecError) as ei:
+        expand(load_suite(path, list(overrides)))
+    msg = str(ei.value)
+    assert "\n" not in msg
+    return msg

@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from harness.backends.base import PARENT_PID_ENV, SINGLE_THREAD_ENV, set_parent_death_signal, terminate_groups
 
 WORKER_MODULE = "harness.worker"
-WARM_COMMAND = "import sys; from harness.backends.warm import main; sys.exit(main())"  # not -m: the package imports this module
+WARM_COMMAND = "from harness.backends.warm import main; main()"  # not -m: the package imports this module
 WARM_ENV = {"JE_ARROW_MALLOC_CONF": "background_thread:false"}  # pyarrow's jemalloc starts no thread
 GRACE_S = 5.0
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -325,14 +325,17 @@ def serve(requests: int, events: TextIO) -> int:
     return code
 
 
-def main() -> int:
+def main() -> None:
     set_parent_death_signal(signal.SIGTERM)
     launcher = os.environ.get(PARENT_PID_ENV)
     if launcher is not None and os.getppid() != int(launcher):
-        return EXIT_TERMINATED  # the launcher died before we asked to die with it
+        os._exit(EXIT_TERMINATED)  # the launcher died before we asked to die with it
     events = os.fdopen(os.dup(1), "w")  # the protocol; the process's own stdout goes to its log (stderr)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(1, "w", buffering=1)
     _preload()
-    return serve(0, events)
+    code = serve(0, events)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter teardown (torch's and mlflow's take ~2 s): nothing is left to flush
 

@@ -3,10 +3,11 @@
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from conftest import TINY_SUITE
+from conftest import spec_error as err
+from conftest import write_suite as write
 
 from harness.cli import main
 from harness.spec import SpecError, expand, load_suite
@@ -14,18 +15,6 @@ from harness.spec import SpecError, expand, load_suite
 BASE = TINY_SUITE
 
 
-def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
-    return p
-
-
-def err(path: Path, overrides=()) -> str:
-    with pytest.raises(SpecError) as ei:
-        expand(load_suite(path, list(overrides)))
-    msg = str(ei.value)
-    assert "\n" not in msg
-    return msg
 
 
 def test_all_repo_suites_validate(root, capsys, monkeypatch):

@@ -6,19 +6,20 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import TINY_SUITE, child_runs, cli
+from conftest import spec_error as err
+from conftest import write_suite as write
 
 from harness.backends.base import Job, JobQueue
 from harness.components import METHODS
 from harness.registry import ComponentConfig
 from harness.runner import build, start_from
-from harness.spec import SpecError, expand, load_suite
+from harness.spec import expand, load_suite
 from harness.spec.find import load_and_expand
 from harness.spec.models import RunConfig
 from harness.tags import Outcome, Tag
@@ -41,17 +42,6 @@ stages:
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
-    return p
-
-
-def err(path: Path, overrides=()) -> str:
-    with pytest.raises(SpecError) as ei:
-        expand(load_suite(path, list(overrides)))
-    assert "\n" not in str(ei.value)
-    return str(ei.value)
 
 
 # ---------------------------------------------------------------- expansion and identity
