@@ -92,10 +92,19 @@ def sbatch_parameters(spec: SlurmSpec, slots_per_gpu: int, job_name: str) -> dic
     return params
 
 
-def squeue_states(job_ids: list[str]) -> dict[str, str]:
-    """job id (array elements as `<job>_<index>`) -> state, for the jobs squeue still lists."""
+def squeue_states(job_ids: list[str]) -> dict[str, str] | None:
+    """job id (array elements as `<job>_<index>`) -> state, for the jobs squeue still lists; None when squeue
+    cannot answer (slurmctld restarting): nothing is known to have ended then."""
     mains = sorted({j.split("_")[0] for j in job_ids})
-    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(mains)], capture_output=True, text=True, timeout=30)
+    if not mains:
+        return {}
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(mains)], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return None
+    if out.returncode != 0 and "Invalid job id" not in out.stderr:  # (an id SLURM has forgotten: ended long ago)
+        print(f"[slurm] squeue failed, retrying: {out.stderr.strip()[:200]}", file=sys.stderr)
+        return None
     states = {}
     for line in out.stdout.splitlines():
         jid, _, state = line.partition("|")
@@ -114,6 +123,7 @@ class SlurmBackend:
         self.pending: list[tuple[Job, list[str]]] = []
         self.running: dict[str, tuple[Job, submitit.Job]] = {}  # SLURM job id -> (job, its submitit handle)
         self.gone: dict[str, float] = {}  # job id -> when squeue stopped listing it with no result yet
+        self.unsubmitted: list[tuple[Job, int]] = []  # jobs sbatch refused: they end at the next wait
         self._last_poll = 0.0
 
     def open(self) -> list[Slot]:
@@ -130,11 +140,19 @@ class SlurmBackend:
         assert self.executor is not None
         batch, self.pending = self.pending, []
         env = forwarded_env()
-        if self.spec.array and len(batch) > 1:
-            with self.executor.batch():
+        try:
+            if self.spec.array and len(batch) > 1:
+                with self.executor.batch():
+                    handles = [self.executor.submit(SlurmTask(), argv, ship_files(argv), argv[0] == sys.executable, env) for _, argv in batch]
+            else:
                 handles = [self.executor.submit(SlurmTask(), argv, ship_files(argv), argv[0] == sys.executable, env) for _, argv in batch]
-        else:
-            handles = [self.executor.submit(SlurmTask(), argv, ship_files(argv), argv[0] == sys.executable, env) for _, argv in batch]
+        except (OSError, subprocess.SubprocessError, submitit.core.utils.FailedJobError,
+                submitit.core.utils.FailedSubmissionError) as e:  # sbatch refused (a bad partition...)
+            for job, _ in batch:
+                job.log_path.parent.mkdir(parents=True, exist_ok=True)
+                job.log_path.write_text(f"[slurm] sbatch failed: {e}\n")
+                self.unsubmitted.append((job, NO_RESULT_RC))
+            return
         for (job, _), handle in zip(batch, handles):
             self.running[handle.job_id] = (job, handle)
             job.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,12 +178,12 @@ class SlurmBackend:
         if self.pending:
             self._submit()
         deadline = time.monotonic() + timeout
-        while self.running:
+        while self.running or self.unsubmitted:
             time.sleep(max(0.0, min(POLL_S - (time.monotonic() - self._last_poll), deadline - time.monotonic())))
             self._last_poll = time.monotonic()
             states = squeue_states(list(self.running))
-            ended = []
-            for job_id, (job, handle) in list(self.running.items()):
+            ended, self.unsubmitted = self.unsubmitted, []
+            for job_id, (job, handle) in list(self.running.items()) if states is not None else ():
                 if states.get(job_id) in ACTIVE:
                     continue
                 result = self._result(job_id, handle)
@@ -188,9 +206,9 @@ class SlurmBackend:
         if ids:
             subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
             deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and set(squeue_states(ids)) & set(ids):
+            while time.monotonic() < deadline and set(squeue_states(ids) or ids) & set(ids):
                 time.sleep(0.5)
-            left = sorted(set(squeue_states(ids)) & set(ids))
+            left = sorted(set(squeue_states(ids) or ids) & set(ids))
             if left:
                 subprocess.run(["scancel", "--signal=KILL", "--full", *left], capture_output=True, timeout=30)
         self.running.clear()
