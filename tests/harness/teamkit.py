@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "scale"))
 from team import Team  # noqa: E402
 from test_faults import expected_steps, output, wait_for  # noqa: E402,F401  (the fault tests' helpers, re-exported)
 
-LEASE_TTL_S = 6  # short, so that the expiry of a dead holder's lease is tested in seconds
+LEASE_TTL_S = 15  # short, so that a dead holder's lease expires in seconds; longer than a CLI's start-up
 
 
 def free_port() -> int:

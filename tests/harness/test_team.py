@@ -93,9 +93,10 @@ def test_kill9_of_tune_and_run_then_rerun_loses_and_duplicates_nothing(team, tmp
     wait_for(lambda: study_states().count("COMPLETE") == 2 and "RUNNING" in study_states(), 180, "the second wave of trials")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    killed_at = time.monotonic()
     blocked = run(team, tmp_path, "tune", str(path), "--workers", "2")  # the dead holder's lease has not expired yet
     assert blocked.returncode == 2 and f"already being run by pid {proc.pid} on " in blocked.stderr, blocked.stderr
-    time.sleep(LEASE_TTL_S + 1)
+    time.sleep(max(0.0, killed_at + LEASE_TTL_S + 1 - time.monotonic()))  # ... and then it has
     again = run(team, tmp_path, "tune", str(path), "--workers", "2")
     assert again.returncode == 0, again.stderr
     states = study_states()
@@ -113,11 +114,11 @@ def test_kill9_of_tune_and_run_then_rerun_loses_and_duplicates_nothing(team, tmp
     time.sleep(LEASE_TTL_S + 1)
     again = run(team, tmp_path, "run", str(path), "--workers", "1", "--no-report")
     assert again.returncode == 0, again.stderr + workers_log
-    assert "0 already finished, 1 to run" in again.stderr and "marked KILLED (outcome=orphaned)" in again.stderr
+    assert "0 already finished, 1 to run" in again.stderr and "left RUNNING by a dead orchestrator" in again.stderr
     done = finished_once_each(team, "tkill", 1)
     final = next(iter(done.values()))
     assert int(final.data.tags["resumed_from_step"]) >= 10  # from the killed attempt's checkpoint, via the server
-    assert_exact_steps(team, final, 150, 25, 50)
+    assert_exact_steps(team, final, 150, 10, 50)
     assert not checkpoint_steps(team, "tkill")  # dropped from the store once the run finished
 
 
@@ -146,17 +147,17 @@ def test_a_run_that_cannot_reach_the_server_past_its_deadline_fails_clearly(team
     diff = {"grid": {"model.pos_emb": ["abs"]}, "seeds": [0],
             "defaults": {"training": {"steps": 400, "checkpoint_every": 20}, "evaluation": {"every": 200}}}
     path = suite_file(tmp_path, "tdeadline", diff)
-    proc = start(team, tmp_path, "run", str(path), "--workers", "1", "--no-report", HARNESS_TRACKING_DEADLINE_S="5")
+    proc = start(team, tmp_path, "run", str(path), "--workers", "1", "--no-report", HARNESS_TRACKING_DEADLINE_S="8")
     wait_for(lambda: checkpoint_steps(team, "tdeadline"), 180, "the run training")
     team.stop_mlflow()
     logs = tmp_path / ".harness" / "logs" / "tdeadline"
-    wait_for(lambda: any("unreachable for 5 s" in p.read_text() for p in logs.glob("*.log")), 60, "the worker to give up")
+    wait_for(lambda: any("unreachable for 8 s" in p.read_text() for p in logs.glob("*.log")), 60, "the worker to give up")
     team.start_mlflow()
     assert proc.wait(timeout=120) == 1, output(proc)
     children, _ = runs_of(team, "tdeadline")
     assert [(r.info.status, r.data.tags["outcome"], r.data.tags["exit_code"]) for r in children] == [("FAILED", "failed", "75")]
     tail = tracker(team).client.download_artifacts(children[0].info.run_id, "worker_log_tail.txt", str(tmp_path))
-    assert "tracking server http://127.0.0.1" in open(tail).read() and "unreachable for 5 s" in open(tail).read()
+    assert "tracking server http://127.0.0.1" in open(tail).read() and "unreachable for 8 s" in open(tail).read()
 
 
 def test_four_suites_written_at_once_keep_every_step(team, tmp_path):
