@@ -21,6 +21,7 @@ CASES = {  # method@suite -> overrides that make it tiny; every mask sampler of 
     "jepa@tabular_jepa_smoke": TINY,  # feature-subset masks, the 256-label probes
     "raw@tabular_jepa_smoke": TINY,
     "probe@smoke_probe": ["defaults.training.steps=2"],  # the probe stage (its source built untrained here)
+    "finetune@smoke_probe": ["stages.finetune.defaults.training.steps=2"],
     "deep_linear_ssl@jepa_theory": ["defaults.training.steps=2"],
 }
 

@@ -2,11 +2,14 @@
 probe stage reads each pretrained encoder from its checkpoint in the store and trains nothing."""
 
 import pytest
+import torch
 from conftest import child_runs, cli
 
 from harness.components import METHODS
+from harness.runner import build, start_from, train_stream
 from harness.spec import load_and_expand
 from harness.spec.errors import SpecError
+from harness.train import fit
 
 
 def test_a_probe_stage_needs_a_source_that_provides_a_representation(root, tmp_path):
@@ -23,12 +26,35 @@ def test_a_probe_stage_needs_a_source_that_provides_a_representation(root, tmp_p
         load_and_expand(worse)
 
 
+@pytest.mark.parametrize("freeze", [True, False])
+def test_finetune_starts_from_the_source_encoder_and_freeze_trains_the_head_only(root, freeze):
+    torch.set_num_threads(1)
+    _, runs = load_and_expand(root / "suites" / "smoke_probe.yaml", ["stages.finetune.defaults.training.steps=3"])
+    cfg = next(r.config for r in runs if r.stage == "finetune" and r.config.method.freeze == freeze)
+    task, source = build(cfg.source.config)
+    fit(source, train_stream(cfg.source.config, task, source), cfg.source.config.model_copy(
+        update={"training": cfg.source.config.training.model_copy(update={"steps": 2})}))
+    pretrained = {k: v.clone() for k, v in source.representation().module.state_dict().items()}
+    task, m = build(cfg)
+    start_from(m, source)
+    assert all(torch.equal(m.encoder.state_dict()[k], v) for k, v in pretrained.items())
+    assert len(m.fit) == 64 and len(m.fit.labels.unique()) == 10  # 64 labels, stratified over digits' 10 classes
+    head = m.module["head"].weight.clone()
+    fit(m, train_stream(cfg, task, m), cfg)
+    moved = [not torch.equal(m.encoder.state_dict()[k], v) for k, v in pretrained.items()]
+    assert (not any(moved)) if freeze else any(moved)
+    assert not torch.equal(m.module["head"].weight, head) and 0.0 <= m.evaluate()["finetune/score"] <= 1.0
+
+
 @pytest.mark.slow
 def test_smoke_probe_suite(root, tmp_path):
     proc = cli(root, tmp_path, "run", str(root / "suites" / "smoke_probe.yaml"), "--workers", "2")
     assert proc.returncode == 0, proc.stderr
     children, _ = child_runs(tmp_path, "smoke_probe")
-    assert len(children) == 12 and all(r.data.tags["outcome"] == "finished" for r in children)
+    assert len(children) == 16 and all(r.data.tags["outcome"] == "finished" for r in children)
+    tuned = [r for r in children if r.data.params["method.name"] == "finetune"]
+    assert len(tuned) == 4 and all(0.0 <= r.data.metrics["finetune/score"] <= 1.0 for r in tuned)
+    assert all(by_id_source in {r.data.tags["run_id"] for r in children} for by_id_source in (r.data.params["source.run_id"] for r in tuned))
     by_id = {r.data.tags["run_id"]: r for r in children}
     probes = [r for r in children if r.data.params["method.name"] == "probe"]
     assert len(probes) == 6
