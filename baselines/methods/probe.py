@@ -18,38 +18,28 @@ not the representation).
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from baselines.methods.raw import Untrained
 from baselines.ssl.evaluation import ProbedConfig, probe_metric_names, probe_metrics
 from baselines.ssl.representation import Representation
-from baselines.tasks.labeled import LabeledBatch, LabeledTask, labeled_task
-from harness.components import METHODS, LossOutput, Method, Task
+from baselines.tasks.labeled import LabeledTask, labeled_task
+from harness.components import METHODS, Method, Task
 
 
 class ProbeStageConfig(ProbedConfig):
     pass
 
 
-class ProbeStage:
+class ProbeStage(Untrained):
     def __init__(self, cfg: ProbeStageConfig, task: LabeledTask) -> None:
-        self.cfg, self.task = cfg, task
-        self.module = nn.ModuleDict()  # nothing to train
-        self.splits = task.eval_splits()
+        super().__init__(task)
+        self.cfg = cfg
         self.rep: Representation | None = None
 
     def from_source(self, source: Method) -> None:
         rep = source.representation()
         self.rep = Representation(rep.encode, rep.module, self.cfg.pooling, self.cfg.eval_batch_size)
-
-    def collate(self, batch: LabeledBatch, generator: torch.Generator) -> LabeledBatch:
-        return batch
-
-    def loss(self, batch: LabeledBatch) -> LossOutput:
-        return LossOutput(loss=torch.zeros((), requires_grad=True))
-
-    def after_step(self, step: int, total_steps: int) -> None:
-        pass
 
     def evaluate(self) -> dict[str, float]:
         if self.rep is None:

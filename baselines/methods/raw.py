@@ -24,9 +24,11 @@ class RawConfig(ProbedConfig):
     pooling: Pooling = "flatten"
 
 
-class Raw:
-    def __init__(self, cfg: RawConfig, encoder: TokenEncoder, task: LabeledTask) -> None:
-        self.cfg, self.task, self.tokenizer = cfg, task, encoder.tokenizer
+class Untrained:
+    """What a method that trains nothing shares (raw; a probing stage's probe): no parameters, a constant loss."""
+
+    def __init__(self, task: LabeledTask) -> None:
+        self.task = task
         self.module = nn.ModuleDict()  # nothing to train
         self.splits = task.eval_splits()
 
@@ -38,6 +40,12 @@ class Raw:
 
     def after_step(self, step: int, total_steps: int) -> None:
         pass
+
+
+class Raw(Untrained):
+    def __init__(self, cfg: RawConfig, encoder: TokenEncoder, task: LabeledTask) -> None:
+        super().__init__(task)
+        self.cfg, self.tokenizer = cfg, encoder.tokenizer
 
     def representation(self) -> Representation:
         def content(inputs: torch.Tensor) -> torch.Tensor:
