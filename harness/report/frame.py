@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from harness.spec.models import RunSpec
+from harness.spec.tree import value_matches
 from harness.track import RunRecord
 
 ID_COLUMNS = ("run_id", "mlflow_id", "name", "cell", "stage", "ablation", "outcome")
@@ -81,10 +82,7 @@ def metric_columns(df: pl.DataFrame, prefix: str) -> dict[str, Any]:
     return dict(sorted(out.items(), key=lambda kv: (isinstance(kv[1], str), kv[1])))
 
 
-def matches(value: Any, want: Any) -> bool:
-    """A `where:` value: equal to the run's value, or (a list) any of its items; a list axis value is
-    written as a list ({task.train_len: [5, 20]}), several of them as a list of lists."""
-    return value == want or (isinstance(want, list) and value in want)
+matches = value_matches  # a `where:` value against a run's (harness.spec.tree.value_matches)
 
 
 def select(df: pl.DataFrame, where: Mapping[str, Any]) -> pl.DataFrame:

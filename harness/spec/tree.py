@@ -95,6 +95,13 @@ def matches(tree: dict[str, Any], cond: dict[str, Any]) -> bool:
     return True
 
 
+def value_matches(have: Any, want: Any) -> bool:
+    """A `where:` value: equal to the run's value, or (a list) any of its items; a list axis value is written
+    as a list ({task.train_len: [5, 20]}), several of them as a list of lists.  (Reports, validation and
+    stages select runs with it.)"""
+    return have == want or (isinstance(want, list) and have in want)
+
+
 def run_matches(run: Any, where: dict[str, Any]) -> bool:
     """`where` on a RunSpec: config paths (a list value means any of), `ablation` and `stage`."""
     tree = None
@@ -104,6 +111,6 @@ def run_matches(run: Any, where: dict[str, Any]) -> bool:
         else:
             tree = tree if tree is not None else run.config.model_dump(mode="json")
             have = get_path(tree, path, None)
-        if have not in (want if isinstance(want, list) else [want]):
+        if not value_matches(have, want):
             return False
     return True

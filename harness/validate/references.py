@@ -17,7 +17,7 @@ from harness.spec.claim_models import AllOf
 from harness.spec.errors import SpecError
 from harness.spec.load import LoadedSuite
 from harness.spec.models import RunSpec
-from harness.spec.tree import run_matches
+from harness.spec.tree import run_matches, value_matches
 from harness.spec.yamlio import KeyPath
 
 
@@ -33,12 +33,12 @@ class Reference:
 
 
 def _row(run: RunSpec) -> dict[str, Any]:
-    """A run as a report row: its flat config (lists as MLflow's text), stage and ablation."""
-    return {"stage": run.stage, "ablation": run.ablation, **{k: str(v) if isinstance(v, list) else v for k, v in run.config.flat().items()}}
+    """A run as a report row: its flat config, stage and ablation (as harness.report.frame sees it)."""
+    return {"stage": run.stage, "ablation": run.ablation, **run.config.flat()}
 
 
 def _selected(row: dict[str, Any], where: Mapping[str, Any]) -> bool:
-    return all(row.get(k) in (v if isinstance(v, list) else [v]) for k, v in where.items())
+    return all(k in row and value_matches(row[k], v) for k, v in where.items())
 
 
 def report_references(loaded: LoadedSuite) -> Iterator[Reference]:
