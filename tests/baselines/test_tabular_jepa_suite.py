@@ -17,7 +17,7 @@ def test_tabular_jepa_smoke_suite(root, tmp_path):
         assert {"probe/linear", "probe/linear_256", "probe/knn", "probe/mlp", "probe/mlp_256", "probe/hgb", "probe/hgb_256"} <= set(m)
         assert {"collapse/log2_rank_centered", "collapse/content_share"} <= set(m)
     jepa = [r for r in children if r.data.params["method.name"] == "jepa" and r.data.params["task.name"] == "latent_table"
-            and r.data.tags["ablation"] == ""]
+            and r.data.tags["ablation"] == "none"]
     assert sorted(r.data.params["model.n_reg"] for r in jepa) == ["0", "1"]
     for r in jepa:  # per-step collapse monitors and the probe over training
         assert {"train/pred_std", "train/target_std", "train/target_rankme", "train/step"} <= set(r.data.metrics)
