@@ -55,7 +55,7 @@ lint: install ## ruff: pyflakes, bugbear, isort, pyupgrade (pyproject.toml [tool
 
 test: install lint ## all tests CI needs (lint, validate, unit + end-to-end)
 	$(VENV)/bin/harness validate
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: install ## unit tests only
 	$(PY) -m pytest -q -m "not slow"

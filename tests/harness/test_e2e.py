@@ -48,7 +48,7 @@ def test_failures_are_contained(root, tmp_path):
         root, tmp_path, "run", suite, "--workers", "2", "seeds=[0]", "scheduler.max_retries=1",
         "ablations.crash.training.fault.kind=raise", "ablations.crash.training.fault.at_step=3",
         "ablations.killed.training.fault.kind=exit",
-        "ablations.nan.training.fault.kind='nan'"  # quoted: Hydra reads a bare nan as a float, "ablations.nan.training.fault.at_step=5",
+        "ablations.nan.training.fault.kind='nan'", "ablations.nan.training.fault.at_step=5",  # quoted: Hydra reads a bare nan as a float
     )
     assert proc.returncode == 1
     assert "failed runs:" in proc.stderr and "crash seed=0" in proc.stderr and "killed seed=0" in proc.stderr
