@@ -3,6 +3,9 @@ self-distillation model of "How JEPA Avoids Noisy Features".
 
     layout.py          Layout: where a modality's tokens sit (grid axes, coordinates, extra attributes)
     tokenizers.py      TOKENIZERS: patch2d (images, spectrograms), features (tables)
+    video.py           TOKENIZERS tubelet (videos); MASKS temporal (whole time slices), tube (V-JEPA)
+    text_image.py      TOKENIZERS image_part, caption (packed captioned images); MODELS two_tower, ti_fusion
+    text_decoder.py    TextDecoder (causal, cross-attends to an encoder's tokens), teacher forcing, greedy, token F1
     positions.py       POS_ENCODINGS: sincos, learned, none
     masks.py           MASKS, Masks, MaskStream; samplers in grid_masks.py, token_masks.py, curriculum.py
     encoder.py         TokenEncoder (tokenizer + positions + [REG] + transformer); models token_encoder, vit
@@ -14,4 +17,4 @@ self-distillation model of "How JEPA Avoids Noisy Features".
     evaluation.py      ProbedConfig and the probe metrics of every SSL method
 """
 
-from baselines.ssl import curriculum, deep_linear, encoder, grid_masks, token_masks  # noqa: F401  (fill the registries)
+from baselines.ssl import curriculum, deep_linear, encoder, grid_masks, text_image, token_masks, video  # noqa: F401  (fill the registries)

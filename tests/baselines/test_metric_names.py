@@ -23,6 +23,10 @@ CASES = {  # method@suite -> overrides that make it tiny; every mask sampler of 
     "probe@smoke_probe": ["defaults.training.steps=2"],  # the probe stage (its source built untrained here)
     "finetune@smoke_probe": ["stages.finetune.defaults.training.steps=2"],
     "deep_linear_ssl@jepa_theory": ["defaults.training.steps=2"],
+    "jepa@multimodal_jepa_smoke": ["defaults.training.steps=2"],  # temporal and tube masks
+    "pair_jepa@multimodal_jepa_smoke": ["defaults.training.steps=2"],
+    "ti_jepa@multimodal_jepa_smoke": ["defaults.training.steps=2"],  # stages: their sources built untrained here
+    "intent_decoder@multimodal_jepa_smoke": ["defaults.training.steps=2"],
 }
 
 

@@ -10,6 +10,7 @@ from baselines.ssl.grid_masks import MultiBlockMaskConfig, StripsMaskConfig
 from baselines.ssl.layout import Layout
 from baselines.ssl.masks import MASKS, Masks, MaskStream, build_mask_sampler
 from baselines.ssl.token_masks import RandomMaskConfig, SubsetsMaskConfig
+from baselines.ssl.video import TemporalMaskConfig, TubeMaskConfig
 from baselines.tasks.labeled import LabeledBatch
 from harness.runner import build, train_stream
 from harness.spec import expand, load_suite
@@ -19,6 +20,7 @@ torch.set_num_threads(1)
 IMAGE = Layout.grid(("row", "col"), (8, 8))
 SPECTRO = Layout.grid(("freq", "time"), (8, 8))
 TABLE = Layout.grid(("feature",), (28,))
+VIDEO = Layout.grid(("time", "row", "col"), (4, 4, 4))
 
 # one (config, layout) per registered sampler: a new sampler fails test_every_sampler_has_a_coverage_case until added
 COVERAGE = {
@@ -28,6 +30,8 @@ COVERAGE = {
     "random": (RandomMaskConfig(), IMAGE),
     "subsets": (SubsetsMaskConfig(), TABLE),
     "curriculum": (CurriculumMaskConfig(), SPECTRO),
+    "temporal": (TemporalMaskConfig(), VIDEO),
+    "tube": (TubeMaskConfig(), VIDEO),
 }
 
 
