@@ -29,8 +29,8 @@ from torch import nn
 
 from baselines.ssl.layout import Layout
 from baselines.ssl.positions import POS_ENCODINGS, PositionalEncoding
-from baselines.ssl.tokenizers import TOKENIZERS, Tokenizer
-from baselines.tasks.labeled import LabeledTask, PointCloudInput, labeled_task
+from baselines.ssl.tokenizers import TOKENIZERS, Tokenizer, task_input
+from baselines.tasks.labeled import LabeledTask, PointCloudInput
 from harness.registry import ComponentConfig
 
 AXES = ("x", "y", "z")
@@ -117,10 +117,7 @@ class PointGroups(Tokenizer):
 
 @TOKENIZERS.register("point_groups", PointGroupsConfig)
 def build_point_groups(cfg: PointGroupsConfig, task: LabeledTask, d_model: int) -> PointGroups:
-    task = labeled_task(task, "tokenizer point_groups")
-    if not isinstance(task.input_spec, PointCloudInput):
-        raise TypeError(f"tokenizer point_groups needs point clouds; {type(task).__name__} has {type(task.input_spec).__name__}")
-    return PointGroups(cfg, task.input_spec, d_model)
+    return PointGroups(cfg, task_input(task, PointCloudInput, "tokenizer point_groups", "point clouds"), d_model)
 
 
 # ----------------------------------------------------------------------------------------------
