@@ -5,8 +5,10 @@ visible tokens, reconstruct the masked ones' raw content with a light decoder.
     decoder  = `decoder` (PREDICTORS; default a 1-layer concat transformer over [visible tokens, mask tokens
                at the masked positions], all masked tokens in one pass) -> the tokenizer's content per token
                (pixels of a patch, the value of a table column)
-    loss     = MSE on the MASKED tokens only; with norm_pix_loss the target of each token is its content
-               normalized by the token's own mean and variance, (x - mean) / sqrt(var + 1e-6)
+    loss     = `reconstruction` (RECONSTRUCTIONS, baselines/ssl/reconstruction.py: mse, or chamfer for the
+               point sets of point-cloud groups) on the MASKED tokens only; with norm_pix_loss the target of
+               each token is its content normalized by the token's own mean and variance,
+               (x - mean) / sqrt(var + 1e-6)
 
 The mask (`mask`, default random with ratio 0.75) is sampled in `collate`; the masked tokens are the mask's
 target indices.  Per training step: pred_std, target_std and rankme (of the encoder's visible tokens).
@@ -16,8 +18,7 @@ evaluate() probes the encoder on all tokens: the metrics of baselines/ssl/evalua
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from baselines.methods.masked import MaskedMethod, masked_metric_names
@@ -27,6 +28,7 @@ from baselines.ssl.encoder import TokenEncoder, token_encoder
 from baselines.ssl.evaluation import ProbedConfig
 from baselines.ssl.masks import MaskConfig, MaskedBatch
 from baselines.ssl.predictors import PREDICTORS, ConcatPredictorConfig, build_predictor
+from baselines.ssl.reconstruction import RECONSTRUCTIONS, ChamferConfig, MseReconstructionConfig, reconstruction_loss
 from baselines.ssl.registered import Registered
 from baselines.ssl.representation import Representation
 from baselines.ssl.token_masks import RandomMaskConfig
@@ -40,6 +42,13 @@ class MAEConfig(ProbedConfig):
     decoder: Registered(PREDICTORS) = Field(default_factory=lambda: ConcatPredictorConfig(n_layers=1, joint=True))
     norm_pix_loss: bool = True
     mask: MaskConfig = Field(default_factory=lambda: RandomMaskConfig(ratio=0.75))
+    reconstruction: Registered(RECONSTRUCTIONS) = Field(default_factory=MseReconstructionConfig)
+
+    @model_validator(mode="after")
+    def _chamfer_raw(self) -> MAEConfig:
+        if self.norm_pix_loss and isinstance(self.reconstruction, ChamferConfig):
+            raise ValueError("reconstruction chamfer compares point coordinates: set norm_pix_loss: false")
+        return self
 
 
 def normalize_content(target: torch.Tensor, norm_pix: bool) -> torch.Tensor:
@@ -61,6 +70,7 @@ class MAE(MaskedMethod):
                              f"tokens hold {content_dim}; set norm_pix_loss: false")
         decoder = build_predictor(cfg.decoder, encoder.d_model, content_dim, encoder.pos_cfg, encoder.layout)
         self.module = nn.ModuleDict({"encoder": encoder, "decoder": decoder})
+        self.reconstruct = reconstruction_loss(cfg.reconstruction)
 
     @property
     def encoder(self) -> TokenEncoder:
@@ -77,7 +87,7 @@ class MAE(MaskedMethod):
         target = gather_targets(normalize_content(content, self.cfg.norm_pix_loss), masked_idx)  # [B, M, Nt, P]
         z = self.encoder(x, layout, keep=visible_idx)  # [B, Nv, D] visible tokens only
         pred = self.decoder(z, visible_idx, masked_idx, layout)  # [B, M, Nt, P]
-        loss = F.mse_loss(pred, target)  # masked tokens only
+        loss = self.reconstruct(pred, target)  # masked tokens only
         metrics = {
             "visible_tokens": float(visible_idx.shape[1]),
             "masked_tokens": float(masked_idx.shape[1] * masked_idx.shape[2]),

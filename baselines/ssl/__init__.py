@@ -6,15 +6,30 @@ self-distillation model of "How JEPA Avoids Noisy Features".
     video.py           TOKENIZERS tubelet (videos); MASKS temporal (whole time slices), tube (V-JEPA)
     text_image.py      TOKENIZERS image_part, caption (packed captioned images); MODELS two_tower, ti_fusion
     text_decoder.py    TextDecoder (causal, cross-attends to an encoder's tokens), teacher forcing, greedy, token F1
+    point_groups.py    point clouds: FPS + kNN groups + mini-PointNet (point_groups), center_mlp positions
     positions.py       POS_ENCODINGS: sincos, learned, none
-    masks.py           MASKS, Masks, MaskStream; samplers in grid_masks.py, token_masks.py, curriculum.py
+    masks.py           MASKS, Masks, MaskStream; samplers in grid_masks.py, token_masks.py, curriculum.py,
+                       sequencer.py (Point-JEPA's token orders and contiguous runs in them)
     encoder.py         TokenEncoder (tokenizer + positions + [REG] + transformer); models token_encoder, vit
-    predictors.py      PREDICTORS: concat
+    predictors.py      PREDICTORS: concat; context_aware in context_decoder.py (3D-JEPA)
+    reconstruction.py  RECONSTRUCTIONS of MAE: mse, chamfer
     targets.py         EMA schedule and update, target normalization, latent losses
     representation.py  Representation: what a probe reads; pooling
-    probes.py          PROBES: linear, knn, mlp, hgb, attentive (numerics in classifiers.py)
+    probes.py          PROBES: linear, knn, mlp, hgb, attentive (numerics in classifiers.py); fewshot.py
     collapse.py        collapse monitors (RankMe, std, content share)
     evaluation.py      ProbedConfig and the probe metrics of every SSL method
 """
 
-from baselines.ssl import curriculum, deep_linear, encoder, grid_masks, text_image, token_masks, video  # noqa: F401  (fill the registries)
+from baselines.ssl import (  # noqa: F401  (fill the registries)
+    context_decoder,
+    curriculum,
+    deep_linear,
+    encoder,
+    fewshot,
+    grid_masks,
+    point_groups,
+    sequencer,
+    text_image,
+    token_masks,
+    video,
+)

@@ -49,6 +49,7 @@ class TokenEncoder(nn.Module):
         self.blocks = Blocks(d_model, n_layers, n_heads, d_ff, dropout)
         init_weights(self, n_layers)
         self.tokenizer.init_embedding()
+        self.pos.init_embedding()
         self.reg = nn.Parameter(0.02 * torch.randn(1, n_reg, d_model)) if n_reg else None  # [1, R, D]
         if self.reg is not None:
             no_weight_decay(self.reg)  # embeddings, not weight matrices

@@ -61,10 +61,14 @@ def positions_at(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 class PositionalEncoding(nn.Module):
-    """Base class: what every encoding returns for a layout."""
+    """Base class: what every encoding returns for a layout.  `init_embedding()` re-initializes a trainable
+    encoding after its owner's GPT-2 init of every linear layer (center_mlp: PyTorch's default init)."""
 
     def forward(self, layout: Layout) -> torch.Tensor:
         raise NotImplementedError
+
+    def init_embedding(self) -> None:
+        pass
 
 
 PositionalBuilder = Callable[[ComponentConfig, int, Layout], PositionalEncoding]

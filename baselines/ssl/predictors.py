@@ -63,6 +63,7 @@ class MaskTokenHead(nn.Module):
         self.pos = build_positional(pos_cfg, cfg.d_model, layout)
         self.blocks = Blocks(cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ff, dropout=0.0)
         init_weights(self, cfg.n_layers)
+        self.pos.init_embedding()
         nn.init.normal_(self.mask_token, std=0.02)
         no_weight_decay(self.mask_token)  # an embedding, not a weight matrix
 

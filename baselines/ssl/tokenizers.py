@@ -19,7 +19,7 @@ Registered in TOKENIZERS; a builder gets (cfg, task, d_model) and checks the tas
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 from pydantic import Field
@@ -27,6 +27,7 @@ from torch import nn
 
 from baselines.ssl.layout import Layout
 from baselines.tasks.labeled import GridInput, LabeledTask, TableInput, labeled_task
+from harness.components import Task
 from harness.registry import ComponentConfig, Registry
 from harness.train.optim import no_weight_decay
 
@@ -47,6 +48,7 @@ class Tokenizer(nn.Module):
         pass
 
 
+Spec = TypeVar("Spec")
 TokenizerBuilder = Callable[[ComponentConfig, LabeledTask, int], Tokenizer]
 TOKENIZERS: Registry[TokenizerBuilder] = Registry("tokenizer")
 
@@ -148,9 +150,14 @@ class FeatureTokens(Tokenizer):
             nn.init.normal_(p, std=self.init_std)
 
 
+def task_input(task: Task, spec: type[Spec], user: str, what: str) -> Spec:
+    """The labelled task's input_spec when it is a `spec`, else a clear error: `user` needs `what`."""
+    task = labeled_task(task, user)
+    if not isinstance(task.input_spec, spec):
+        raise TypeError(f"{user} needs {what}; {type(task).__name__} has {type(task.input_spec).__name__}")
+    return task.input_spec
+
+
 @TOKENIZERS.register("features", FeaturesConfig)
 def build_features(cfg: FeaturesConfig, task: LabeledTask, d_model: int) -> FeatureTokens:
-    task = labeled_task(task, "tokenizer features")
-    if not isinstance(task.input_spec, TableInput):
-        raise TypeError(f"tokenizer features needs a table; {type(task).__name__} has {type(task.input_spec).__name__}")
-    return FeatureTokens(cfg, task.input_spec, d_model)
+    return FeatureTokens(cfg, task_input(task, TableInput, "tokenizer features", "a table"), d_model)

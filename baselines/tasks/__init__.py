@@ -1,3 +1,12 @@
 """Tasks: data generators registered in harness.components.TASKS."""
 
-from baselines.tasks import arithmetic, copying, images, spectrograms, tabular, text_image, ui_video  # noqa: F401  (registers TASKS entries)
+from baselines.tasks import (  # noqa: F401  (registers TASKS entries)
+    arithmetic,
+    copying,
+    images,
+    points,
+    spectrograms,
+    tabular,
+    text_image,
+    ui_video,
+)

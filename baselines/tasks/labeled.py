@@ -9,6 +9,7 @@ Its `input_spec` tells a tokenizer what one input is:
     TableInput(cardinalities=(0, 0, 5, ...))               inputs [B, F] float: one column per feature;
                                                             0 = numeric (standardized), k > 0 = categorical
                                                             with codes 0..k-1 stored as floats
+    PointCloudInput(n_points)                               inputs [B, P, 3] float: unordered xyz points
 
 `n_classes` is the number of classes of the label (labels [B] long), or 0 for a regression target
 (labels [B] float).
@@ -65,7 +66,14 @@ class TableInput:
         return len(self.cardinalities)
 
 
-InputSpec = GridInput | TableInput
+@dataclass(frozen=True)
+class PointCloudInput:
+    """Inputs [B, n_points, 3]: an unordered set of xyz points per sample (z up)."""
+
+    n_points: int
+
+
+InputSpec = GridInput | TableInput | PointCloudInput
 
 
 @runtime_checkable

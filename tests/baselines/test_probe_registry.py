@@ -37,7 +37,7 @@ def run(cfg, fit, score, n_classes):
 
 
 def test_registry_names():
-    assert PROBES.names() == ["attentive", "hgb", "knn", "linear", "mlp"]
+    assert PROBES.names() == ["attentive", "fewshot", "hgb", "knn", "linear", "mlp"]
 
 
 @pytest.mark.parametrize("name", ["linear", "knn", "mlp", "hgb"])

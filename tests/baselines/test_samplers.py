@@ -9,6 +9,7 @@ from baselines.ssl.curriculum import CurriculumMaskConfig, hard_probability
 from baselines.ssl.grid_masks import MultiBlockMaskConfig, StripsMaskConfig
 from baselines.ssl.layout import Layout
 from baselines.ssl.masks import MASKS, Masks, MaskStream, build_mask_sampler
+from baselines.ssl.sequencer import RunsMaskConfig
 from baselines.ssl.token_masks import RandomMaskConfig, SubsetsMaskConfig
 from baselines.ssl.video import TemporalMaskConfig, TubeMaskConfig
 from baselines.tasks.labeled import LabeledBatch
@@ -21,6 +22,7 @@ IMAGE = Layout.grid(("row", "col"), (8, 8))
 SPECTRO = Layout.grid(("freq", "time"), (8, 8))
 TABLE = Layout.grid(("feature",), (28,))
 VIDEO = Layout.grid(("time", "row", "col"), (4, 4, 4))
+POINTS = Layout(("x", "y", "z"), torch.rand(16, 32, 3, generator=torch.Generator().manual_seed(0)))  # per-sample centers
 
 # one (config, layout) per registered sampler: a new sampler fails test_every_sampler_has_a_coverage_case until added
 COVERAGE = {
@@ -32,6 +34,7 @@ COVERAGE = {
     "curriculum": (CurriculumMaskConfig(), SPECTRO),
     "temporal": (TemporalMaskConfig(), VIDEO),
     "tube": (TubeMaskConfig(), VIDEO),
+    "runs": (RunsMaskConfig(), POINTS),
 }
 
 
