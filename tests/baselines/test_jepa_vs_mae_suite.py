@@ -15,6 +15,8 @@ TINY = [
     "defaults.optimizer.warmup_steps=2",
     "defaults.model.d_model=16",
     "defaults.model.n_heads=2",
+    *(f"stages.{s}.defaults.method.probes=[{{name: linear}}, {{name: knn}}, {{name: attentive, steps: 20}}, "
+      "{name: linear, labels: 100}, {name: knn, labels: 100}]" for s in ("probe", "probe_untrained")),
 ]
 
 
