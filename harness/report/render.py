@@ -60,7 +60,10 @@ MAX_RUNS_LISTED = 1000  # a larger suite's runs index lists the first ones; `har
 
 def runs_section(df: pl.DataFrame, urls: dict[str, str]) -> Section:
     """Every run with results (up to MAX_RUNS_LISTED), linked to its page in the MLflow UI."""
-    cols = [c for c in ("name", "cell", "seed", "stage", "outcome", "run_id") if c in df.columns]
+    if "source.run_id" in df.columns:  # a stage run's source, by name (its own row in this table)
+        names = dict(zip(df["run_id"].to_list(), df["name"].to_list()))
+        df = df.with_columns(pl.col("source.run_id").replace_strict(names, default=pl.col("source.run_id"), return_dtype=pl.String).alias("source"))
+    cols = [c for c in ("name", "cell", "seed", "stage", "source", "outcome", "run_id") if c in df.columns]
     shown = df.select(cols).head(MAX_RUNS_LISTED)
     rows = [[str(r[c]) if r[c] is not None else "" for c in cols] for r in shown.iter_rows(named=True)]
     links = [[urls.get(r["run_id"], "") if j == 0 else "" for j in range(len(cols))] for r in shown.iter_rows(named=True)]

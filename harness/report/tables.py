@@ -167,8 +167,31 @@ def metric_table(df: pl.DataFrame, spec: TableSpec, axes: Sequence[str] = ()) ->
     pooled = _pooled(sub.filter(pl.col("run_id").is_in(long["run_id"].unique().to_list())), keys, axes)
     header = [*spec.rows, "seeds", *[f"{label}{show(c)}" for c in columns]]
     table = Table(spec.title, header, cells, bold, grid, runs, pooled=pooled, run_ids=set(long["run_id"].to_list()))
-    table.note = caption(spec, table, tests, unknown, clip)
+    table.note = " ".join(filter(None, [caption(spec, table, tests, unknown, clip), sources_note(df, long, spec.rows, row_keys)]))
     return table
+
+
+def sources_note(df: pl.DataFrame, long: pl.DataFrame, rows: Sequence[str], row_keys: Sequence[tuple]) -> str:
+    """For a table of stage runs: per row, the runs they started from (each source cell with its seeds), so a
+    probe row names the pretraining runs it read.  '' when no run of the table has a source."""
+    if "source.run_id" not in df.columns:
+        return ""
+    staged = df.filter(pl.col("run_id").is_in(long["run_id"].unique().to_list()) & pl.col("source.run_id").is_not_null())
+    if staged.is_empty():
+        return ""
+    found = df.select(pl.col("run_id").alias("source.run_id"), pl.col("cell").alias("_src_cell"), pl.col("seed").alias("_src_seed"))
+    staged = staged.with_columns([pl.lit(None, dtype=pl.String).alias(k) for k in rows if k not in staged.columns])
+    joined = staged.select([*dict.fromkeys(rows), "source.run_id"]).join(found, on="source.run_id", how="left")
+    by_row: dict[tuple, list[str]] = {}
+    for key, g in joined.group_by(list(rows), maintain_order=True):
+        parts = []
+        for (cell,), gc in g.group_by("_src_cell", maintain_order=True):
+            seeds = sorted({s for s in gc["_src_seed"].to_list() if s is not None})
+            parts.append(f"`{cell}` (seeds {', '.join(map(str, seeds))})" if cell is not None
+                         else f"{gc.height} run(s) with no results in the store")
+        by_row[key] = parts
+    shown = [f"{' / '.join(map(show, k))} ← {' + '.join(by_row[k])}" for k in row_keys if k in by_row]
+    return "Source runs per row (stage runs start from them): " + "; ".join(shown) + "."
 
 
 def caption(spec: TableSpec, table: Table, tests: set[str], unknown: bool, clip: tuple[float, float] | None) -> str:

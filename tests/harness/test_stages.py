@@ -16,12 +16,16 @@ from conftest import spec_error as err
 from conftest import write_suite as write
 
 from harness.backends.base import Job, JobQueue
+from harness.cli import main
 from harness.components import METHODS
 from harness.registry import ComponentConfig
+from harness.report.frame import build as frame
+from harness.report.frame import run_columns
+from harness.report.tables import metric_table
 from harness.runner import build, start_from
 from harness.spec import expand, load_suite
 from harness.spec.find import load_and_expand
-from harness.spec.models import RunConfig
+from harness.spec.models import RunConfig, TableSpec
 from harness.tags import Outcome, Tag
 from harness.track import Tracker, TrackingError
 from harness.train import fit
@@ -58,6 +62,21 @@ def test_a_stage_crosses_its_grid_with_the_runs_of_its_source_stage(tmp_path):
     assert {r.config.training.steps for r in by["eval"]} == {0} and {r.config.optimizer.lr for r in by["extend"]} == {1e-3, 3e-3}
     flat = by["extend"][0].config.flat()
     assert flat["source.stage"] == "pretrain" and flat["source.training.steps"] == 5 and flat["training.steps"] == 3
+
+
+def test_expand_shows_stages_and_dependencies_and_a_table_names_each_rows_source_runs(tmp_path, capsys):
+    path = write(tmp_path, STAGED)
+    assert main(["expand", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "from (run_id)" in out and "stages: pretrain (2 runs), eval <- pretrain (2 runs), extend <- pretrain (4 runs)" in out
+    runs = expand(load_suite(path))
+    lines = {r.run_id: next(line for line in out.splitlines() if line.startswith(f"│ {r.run_id} ")) for r in runs}
+    for r in runs:  # each run's line: its stage, and a stage run's source run_id
+        assert r.stage in lines[r.run_id] and (r.config.source is None or r.config.source.run_id in lines[r.run_id])
+    df = frame([{**run_columns(r), "exact/len_3": 0.5 + r.config.seed / 10} for r in runs])
+    table = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["optimizer.lr"], where={"stage": "extend"}))
+    assert "Source runs per row (stage runs start from them): 0.001 ← `default` (seeds 0, 1); 0.003 ← `default` (seeds 0, 1)." in table.note
+    assert "Source runs" not in metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["stage"], where={"stage": "pretrain"})).note
 
 
 def test_a_suite_without_stages_keeps_its_run_ids(tmp_path):
