@@ -23,20 +23,12 @@ from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from baselines.models.act import ActPolicy, QueryDecoder
 from baselines.ssl.collapse import batch_rankme, token_std
-from baselines.ssl.targets import (
-    EmaSchedule,
-    LatentLoss,
-    TargetNorm,
-    ema_momentum,
-    ema_update,
-    latent_loss,
-    normalize_targets,
-)
+from baselines.ssl.targets import EmaTargetConfig, LatentLoss, ema_momentum, ema_update, latent_loss, normalize_targets
 from baselines.tasks.pushing import PushBatch
 from harness.registry import ComponentConfig, Registry, must_divide
 
@@ -90,20 +82,10 @@ def future_times(horizon: int, device: torch.device) -> torch.Tensor:
     return torch.arange(1, horizon + 1, device=device, dtype=torch.float32)  # [T]: times of s_{t+1..t+T}
 
 
-class LatentFutureConfig(FuturePredictorConfig):
+class LatentFutureConfig(FuturePredictorConfig, EmaTargetConfig):  # ema_start, ema_end, ema_schedule, target_norm
     name: Literal["latent"] = "latent"
     step_metrics: ClassVar[tuple[str, ...]] = ("aux_loss", "pred_std", "target_std", "target_rankme", "ema_momentum")
-    ema_start: float = Field(default=0.996, ge=0.0, le=1.0)
-    ema_end: float = Field(default=1.0, ge=0.0, le=1.0)
-    ema_schedule: EmaSchedule = "linear"
-    target_norm: TargetNorm = "layer"
     loss: LatentLoss = "l1"
-
-    @model_validator(mode="after")
-    def _schedule_rises(self) -> LatentFutureConfig:
-        if self.ema_end < self.ema_start:
-            raise ValueError(f"ema_end={self.ema_end} must be >= ema_start={self.ema_start}")
-        return self
 
 
 class LatentFuture(Objective):
