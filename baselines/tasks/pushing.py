@@ -164,7 +164,10 @@ def expert_action(world: World, state: torch.Tensor) -> torch.Tensor:
     along, side = (rel * d).sum(1, keepdim=True), (rel * perp).sum(1, keepdim=True)  # [B, 1]
     contact = DISK_R + AGENT_R
     staging = q - d * (contact + 0.04)
-    aligned = (along < -0.5 * contact) & (side.abs() < 0.025)  # [B, 1]: behind the disk, on the line
+    behind = along < -0.5 * contact  # [B, 1]
+    # on the line behind the disk (|side| < 0.03) the agent pushes; 0.03 .. 0.05 off it, a linear blend of pushing
+    # and re-staging (no switch that flips back and forth between steps); further off, it goes round to the staging point
+    on_line = ((0.05 - side.abs()) / 0.02).clamp(0.0, 1.0)  # [B, 1]
     # pushing: aim through the disk's centre, a lead that shrinks near the goal (so the disk stops on it)
     lead = (1.2 * dist_goal).clamp(max=0.12)
     push_target = q - d * contact + d * lead
@@ -172,8 +175,8 @@ def expert_action(world: World, state: torch.Tensor) -> torch.Tensor:
     sgn = torch.where(side >= 0, 1.0, -1.0).to(q)  # [B, 1]
     level = q + perp * sgn * (contact + 0.05) - d * 0.03
     beside = level - d * (contact + 0.01)
-    target = torch.where(aligned, push_target,
-                         torch.where(along > 0, level, torch.where(along > -contact, beside, staging)))
+    approach = torch.where(along > 0, level, torch.where(along > -contact, beside, staging))
+    target = torch.where(behind, on_line * push_target + (1 - on_line) * staging, approach)
     target = torch.where(dist_goal < 0.6 * world.goal_tol, p, target)  # done: brake and stay
     if world.inertia:  # PD on position: a force towards the target, damped by the agent's velocity
         return (6.0 * (target - p) - 1.5 * v).clamp(-1.0, 1.0)
