@@ -1,3 +1,13 @@
 """Methods: training objectives registered in harness.components.METHODS."""
 
-from baselines.methods import finetune, intent_decoder, jepa, mae, multimodal, probe, raw, supervised  # noqa: F401  (registers METHODS entries)
+from baselines.methods import (  # noqa: F401  (registers METHODS entries)
+    act,
+    finetune,
+    intent_decoder,
+    jepa,
+    mae,
+    multimodal,
+    probe,
+    raw,
+    supervised,
+)

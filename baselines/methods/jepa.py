@@ -27,7 +27,7 @@ import copy
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from baselines.methods.masked import MaskedMethod, masked_metric_names
@@ -42,9 +42,8 @@ from baselines.ssl.predictors import PREDICTORS, ConcatPredictorConfig, build_pr
 from baselines.ssl.registered import Registered
 from baselines.ssl.representation import Representation
 from baselines.ssl.targets import (
-    EmaSchedule,
+    EmaTargetConfig,
     LatentLoss,
-    TargetNorm,
     ema_momentum,
     ema_update,
     latent_loss,
@@ -54,22 +53,12 @@ from baselines.tasks.labeled import LabeledTask, labeled_task
 from harness.components import METHODS, LossOutput, Task
 
 
-class JEPAConfig(ProbedConfig):
+class JEPAConfig(ProbedConfig, EmaTargetConfig):  # ema_start, ema_end, ema_schedule, target_norm
     predictor: Registered(PREDICTORS) = Field(default_factory=ConcatPredictorConfig)
-    ema_start: float = Field(default=0.996, ge=0.0, le=1.0)  # momentum of the first update
-    ema_end: float = Field(default=1.0, ge=0.0, le=1.0)  # momentum of the last update
-    ema_schedule: EmaSchedule = "linear"
-    target_norm: TargetNorm = "layer"
     loss: LatentLoss = "l2"
     smooth_l1_beta: float = Field(default=1.0, gt=0.0)  # smooth_l1 only (Point-JEPA: 2)
     mask: MaskConfig = Field(default_factory=MultiBlockMaskConfig)
     probe_encoder: Literal["target", "context"] = "target"
-
-    @model_validator(mode="after")
-    def _schedule_rises(self) -> JEPAConfig:
-        if self.ema_end < self.ema_start:
-            raise ValueError(f"ema_end={self.ema_end} must be >= ema_start={self.ema_start}")
-        return self
 
 
 class JEPA(MaskedMethod):

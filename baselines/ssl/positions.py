@@ -34,7 +34,7 @@ from harness.train.optim import no_weight_decay
 def sincos_1d(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
     """positions [T] float -> [T, dim]: sin(pos * w_i) for the first half, cos for the second,
     w_i = base^(-i / (dim/2)), i = 0 .. dim/2 - 1."""
-    omega = 1.0 / base ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))  # [dim/2]
+    omega = 1.0 / base ** (torch.arange(dim // 2, dtype=torch.float64, device=positions.device) / (dim / 2))  # [dim/2]
     angles = positions.to(torch.float64)[:, None] * omega[None, :]  # [T, dim/2]
     return torch.cat([angles.sin(), angles.cos()], dim=1).float()  # [T, dim]
 

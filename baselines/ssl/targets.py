@@ -8,6 +8,8 @@
     latent_loss(pred, target, kind)    l2 (MSE), smooth_l1 (Huber with `beta`; I-JEPA's code, Point-JEPA
                                        beta 2), l1 (S-JEPA, ACT-JEPA), cosine (1 - cos, 3D-JEPA), each a
                                        mean over target tokens
+    EmaTargetConfig                    the config fields of an EMA target (ema_start, ema_end, ema_schedule,
+                                       target_norm), for any component that keeps one (JEPA, ACT-JEPA's objective)
 """
 
 from __future__ import annotations
@@ -17,11 +19,29 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
+
+from harness.registry import ComponentConfig
 
 EmaSchedule = Literal["linear", "cosine"]
 TargetNorm = Literal["layer", "none"]
 LatentLoss = Literal["l2", "smooth_l1", "l1", "cosine"]
+
+
+class EmaTargetConfig(ComponentConfig):
+    """The fields of a component that keeps an EMA target (module docstring); mixed into its config."""
+
+    ema_start: float = Field(default=0.996, ge=0.0, le=1.0)  # momentum of the first update
+    ema_end: float = Field(default=1.0, ge=0.0, le=1.0)  # momentum of the last update
+    ema_schedule: EmaSchedule = "linear"
+    target_norm: TargetNorm = "layer"
+
+    @model_validator(mode="after")
+    def _schedule_rises(self) -> EmaTargetConfig:
+        if self.ema_end < self.ema_start:
+            raise ValueError(f"ema_end={self.ema_end} must be >= ema_start={self.ema_start}")
+        return self
 
 
 def ema_momentum(step: int, total_steps: int, start: float, end: float, schedule: EmaSchedule = "linear") -> float:

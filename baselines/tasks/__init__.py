@@ -5,6 +5,7 @@ from baselines.tasks import (  # noqa: F401  (registers TASKS entries)
     copying,
     images,
     points,
+    pushing,
     spectrograms,
     tabular,
     text_image,

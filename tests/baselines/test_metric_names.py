@@ -19,6 +19,7 @@ CASES = {  # method@suite -> overrides that make it tiny; every mask sampler of 
     "mae@jepa_vs_mae": TINY,
     "jepa@audio_jepa_smoke": TINY,  # multiblock, strips, curriculum and its inverse
     "jepa@tabular_jepa_smoke": TINY,  # feature-subset masks, the 256-label probes
+    "act@policy_jepa_smoke": TINY,  # every auxiliary objective (none, latent, raw)
     "raw@tabular_jepa_smoke": TINY,
     "probe@smoke_probe": ["defaults.training.steps=2"],  # the probe stage (its source built untrained here)
     "finetune@smoke_probe": ["stages.finetune.defaults.training.steps=2"],
@@ -36,11 +37,11 @@ def test_every_registered_method_has_a_case():
 
 
 def one_per_mask(runs, method):
-    """The first run of `method` for each distinct mask sampler config (all of them for a method without one)."""
+    """The first run of `method` for each distinct mask sampler (or auxiliary objective: act) config."""
     seen = {}
     for r in runs:
         if r.config.method.name == method:
-            mask = getattr(r.config.method, "mask", None)
+            mask = getattr(r.config.method, "mask", None) or getattr(r.config.method, "aux", None)
             seen.setdefault(None if mask is None else mask.model_dump_json(), r.config)
     return list(seen.values())
 
