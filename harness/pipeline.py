@@ -151,6 +151,14 @@ def _console(console: Console | None) -> Console:
     return console or Console(stderr=True)
 
 
+TRIAL_MODULES = ["harness.tune.trial"]  # what a tuning trial imports beyond a run (optuna)
+
+
+def _warm_for_trials(warm: WarmWorkers | None) -> None:
+    if warm is not None:
+        warm.preload(TRIAL_MODULES)
+
+
 def _has_tuning(suite: Suite) -> bool:
     return bool(suite.loaded.spec.tune) or any(st.tune for st in suite.loaded.spec.stages.values())
 
@@ -203,6 +211,7 @@ def tune(suite: Suite, tracking_uri: str | None = None, workers: int | None = No
     tracker, console = Tracker(tracking_uri), _console(console)
     if not _has_tuning(suite):
         return suite.runs, []
+    _warm_for_trials(warm)
     with _session(suite, tracker, console) as session, \
             make_pool(suite.loaded.spec.scheduler, workers, warm, session.store.log_dir(suite.name)) as pool:
         runs, summaries, _ = _tuned_in_session(suite, tracker, session, pool, storage or default_storage(tracker.uri), console)
@@ -230,6 +239,7 @@ def run(suite: Suite, tracking_uri: str | None = None, workers: int | None = Non
             make_pool(spec.scheduler, workers, warm, session.store.log_dir(suite.name)) as pool:
         runs, summaries, earlier = suite.runs, [], []
         if _has_tuning(suite):
+            _warm_for_trials(warm)
             runs, summaries, earlier = _tuned_in_session(suite, tracker, session, pool, storage, console)
         from harness.report.status import STALE, run_states
 

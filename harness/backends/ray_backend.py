@@ -43,6 +43,7 @@ class WarmActor:
         self.header = f"[ray] node {ray.util.get_node_ip_address()}, CUDA_VISIBLE_DEVICES={gpu_ids!r}\n"
         self.tmp = Path(tempfile.mkdtemp(prefix="harness-ray-"))
         self.warm = WarmWorkers(self.tmp / "warm.log").start()
+        self.warm.preload(["harness.tune.trial"])  # a long-lived actor: its trials are warm too (optuna)
         self.pid: int | None = None
         self.done = threading.Event()
 

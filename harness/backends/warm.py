@@ -95,6 +95,17 @@ class WarmWorkers:
         except BrokenPipeError:  # it died: the next events() call reports the job lost
             pass
 
+    def preload(self, modules: list[str]) -> None:
+        """Have the warm process import `modules` before it forks the next job (e.g. optuna for a suite that
+        tunes: not imported by default, so that a suite without tune blocks does not wait for it)."""
+        self.start()
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((json.dumps({"import": modules}) + "\n").encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:  # it died: the next events() call reports the jobs lost
+            pass
+
     def events(self, timeout: float) -> list[dict[str, Any]]:
         """What happened within `timeout` seconds: started ({"token", "pid"}) and ended ({"token", "rc"})
         jobs.  If the warm process died, every job in flight ends with rc WARM_DIED."""
@@ -188,11 +199,18 @@ def _preload() -> None:
     """Everything a worker imports, once, then a warm-up of torch's CPU kernels."""
     from harness import track, worker  # noqa: F401  (worker: runner, train -> torch)
     from harness.plugins import warm_imports
-    from harness.tune import trial  # noqa: F401  (optuna: tuning trials report through it)
 
-    track.preload()
+    track.preload()  # optuna (tuning trials report through harness.tune.trial) only on request: WarmWorkers.preload
     warm_imports()
     _warm_up_torch()
+
+
+def _import_all(modules: list[str]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001  (logged; a job that needs the module fails with its own traceback)
+            traceback.print_exc()
 
 
 def _warm_up_torch() -> None:
@@ -313,6 +331,9 @@ def serve(requests: int, events: TextIO) -> int:
             *lines, buf = buf.split(b"\n")
             for line in filter(None, lines):
                 request = json.loads(line)
+                if "import" in request:  # WarmWorkers.preload: a failure is the jobs' to report, not ours
+                    _import_all(request["import"])
+                    continue
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()
