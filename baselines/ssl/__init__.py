@@ -3,6 +3,9 @@ self-distillation model of "How JEPA Avoids Noisy Features".
 
     layout.py          Layout: where a modality's tokens sit (grid axes, coordinates, extra attributes)
     tokenizers.py      TOKENIZERS: patch2d (images, spectrograms), features (tables)
+    signal_tokens.py   channel_conv tokenizer and channel_time positions (EEG channels, fMRI regions)
+    signal_masks.py    spatial (S-JEPA), spatiotemporal (Brain-JEPA) mask samplers
+    heads.py           HEADS of the finetune method: pooled; S-JEPA's in signal_heads.py
     positions.py       POS_ENCODINGS: sincos, learned, none
     masks.py           MASKS, Masks, MaskStream; samplers in grid_masks.py, token_masks.py, curriculum.py
     encoder.py         TokenEncoder (tokenizer + positions + [REG] + transformer); models token_encoder, vit
@@ -14,4 +17,4 @@ self-distillation model of "How JEPA Avoids Noisy Features".
     evaluation.py      ProbedConfig and the probe metrics of every SSL method
 """
 
-from baselines.ssl import curriculum, deep_linear, encoder, grid_masks, token_masks  # noqa: F401  (fill the registries)
+from baselines.ssl import curriculum, deep_linear, encoder, grid_masks, signal_heads, signal_masks, token_masks  # noqa: F401  (fill the registries)

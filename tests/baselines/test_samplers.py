@@ -9,8 +9,10 @@ from baselines.ssl.curriculum import CurriculumMaskConfig, hard_probability
 from baselines.ssl.grid_masks import MultiBlockMaskConfig, StripsMaskConfig
 from baselines.ssl.layout import Layout
 from baselines.ssl.masks import MASKS, Masks, MaskStream, build_mask_sampler
+from baselines.ssl.signal_masks import SpatialMaskConfig, SpatiotemporalMaskConfig
 from baselines.ssl.token_masks import RandomMaskConfig, SubsetsMaskConfig
 from baselines.tasks.labeled import LabeledBatch
+from baselines.tasks.signals import fibonacci_hemisphere
 from harness.runner import build, train_stream
 from harness.spec import expand, load_suite
 
@@ -19,6 +21,8 @@ torch.set_num_threads(1)
 IMAGE = Layout.grid(("row", "col"), (8, 8))
 SPECTRO = Layout.grid(("freq", "time"), (8, 8))
 TABLE = Layout.grid(("feature",), (28,))
+EEG = Layout.grid(("channel", "time"), (16, 8), positions=fibonacci_hemisphere(16).repeat_interleave(8, dim=0))
+FMRI = Layout.grid(("channel", "time"), (24, 6))
 
 # one (config, layout) per registered sampler: a new sampler fails test_every_sampler_has_a_coverage_case until added
 COVERAGE = {
@@ -28,6 +32,8 @@ COVERAGE = {
     "random": (RandomMaskConfig(), IMAGE),
     "subsets": (SubsetsMaskConfig(), TABLE),
     "curriculum": (CurriculumMaskConfig(), SPECTRO),
+    "spatial": (SpatialMaskConfig(), EEG),
+    "spatiotemporal": (SpatiotemporalMaskConfig(), FMRI),
 }
 
 
