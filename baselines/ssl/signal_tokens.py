@@ -114,7 +114,9 @@ class ChannelTime(PositionalEncoding):
             raise ValueError(f"positions channel_time need a (channel, time) grid with attribute '{cfg.attr}'; the layout has "
                              f"axes {layout.axes}, attributes {sorted(layout.attrs)}")
         C, t = layout.shape
-        attr = layout.attrs[cfg.attr][::t].float()  # [C, k]: one row per channel
+        # [C, k]: one row per channel, on the default device (the task's attributes are CPU tensors; harness.estimate
+        # builds the model under torch.device("meta"))
+        attr = layout.attrs[cfg.attr][::t].float().to(torch.empty(0).device)
         k = attr.shape[1]
         unit = 2 * k if cfg.encode == "sincos_init" else 2
         self.spatial = max(unit, round(width * cfg.spatial_share / unit) * unit)
