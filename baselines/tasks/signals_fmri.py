@@ -27,10 +27,8 @@ from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
-import scipy.linalg
 import torch
 from pydantic import Field, model_validator
-from scipy.spatial.distance import cdist
 
 from baselines.tasks.labeled import LabeledBatch
 from baselines.tasks.signals import SignalInput
@@ -42,6 +40,9 @@ def diffusion_map(fc: np.ndarray, n_components: int, alpha: float = 0.5, sparsit
     """Connectivity gradients of a functional-connectivity matrix fc [R, R] -> [R, n_components] (module
     docstring).  Eigenvectors by scipy.linalg.eigh of the symmetric conjugate of the diffusion operator; each
     component's sign fixed so that its largest-magnitude entry is positive."""
+    import scipy.linalg  # where a task is built, not when the orchestrator imports the plugins
+    from scipy.spatial.distance import cdist
+
     x = np.array(fc, dtype=np.float64)
     keep = np.quantile(x, sparsity, axis=1, keepdims=True)  # [R, 1] row thresholds
     x = np.where(x >= keep, x, 0.0)
