@@ -14,9 +14,12 @@ The stage run's model is built from its config (by default the source's: the sam
 encoder, e.g. its target encoder; an MAE's encoder).  Training batches are drawn (with the run's
 generator, so a resumed run replays them) from the task's labeled fit split ("train"), cut to `labels`
 examples stratified by class when set: the label-fraction axis of the JEPA papers' few-shot protocols.
-`freeze: true` trains the head only (a linear probe trained by SGD).
+`freeze: true` trains the head only (a linear probe trained by SGD).  `head` (HEADS, baselines/ssl/heads.py)
+is what reads the encoder: `pooled` (default) a linear layer on the pooled tokens; S-JEPA's contextual,
+post_local and pre_local heads (baselines/ssl/signal_heads.py) read the tokens, the local encoder alone, or
+spatially filtered inputs through the local encoder.
 
-    loss      cross-entropy of head(pool(encoder(x))) (MSE for a regression task); train/score per step
+    loss      cross-entropy of head(encoder, x) (MSE for a regression task); train/score per step
     evaluate  finetune/score on the "test" split: accuracy, or R^2 for a regression task
 """
 
@@ -30,8 +33,9 @@ from pydantic import Field
 from torch import nn
 
 from baselines.ssl.encoder import TokenEncoder, token_encoder
+from baselines.ssl.heads import HEADS, PooledHeadConfig, build_head
 from baselines.ssl.probes import split_index
-from baselines.ssl.representation import pool
+from baselines.ssl.registered import Registered
 from baselines.tasks.labeled import LabeledBatch, LabeledTask, labeled_task
 from harness.components import METHODS, LossOutput, Method, Task
 from harness.registry import ComponentConfig
@@ -43,6 +47,7 @@ class FinetuneConfig(ComponentConfig):
     labels: int | None = Field(default=None, ge=2)  # examples of the fit split to train on (None: all of it)
     label_seed: int = 0
     eval_batch_size: int = Field(default=512, ge=1)
+    head: Registered(HEADS) = Field(default_factory=PooledHeadConfig)
 
 
 def score(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
@@ -61,8 +66,8 @@ class Finetune:
         if cfg.labels is not None and cfg.labels < len(fit):
             fit = fit.subset(torch.as_tensor(split_index(fit.labels, cfg.labels, cfg.label_seed, task.n_classes > 0)[0]))
         self.fit = fit
-        width = encoder.d_model * (2 if cfg.pooling == "mean_max" else 1)
-        self.module = nn.ModuleDict({"encoder": encoder, "head": nn.Linear(width, max(task.n_classes, 1))})
+        head = build_head(cfg.head, encoder, max(task.n_classes, 1), cfg.pooling)
+        self.module = nn.ModuleDict({"encoder": encoder, "head": head})
 
     @property
     def encoder(self) -> TokenEncoder:
@@ -79,7 +84,7 @@ class Finetune:
         return self.fit.subset(torch.randint(len(self.fit), (len(batch),), generator=generator))
 
     def predict(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.module["head"](pool(self.encoder(inputs), self.cfg.pooling))  # [B, C]
+        return self.module["head"](self.encoder, inputs)  # [B, C]
 
     def loss(self, batch: LabeledBatch) -> LossOutput:
         pred = self.predict(batch.inputs)

@@ -7,6 +7,9 @@ self-distillation model of "How JEPA Avoids Noisy Features".
     text_image.py      TOKENIZERS image_part, caption (packed captioned images); MODELS two_tower, ti_fusion
     text_decoder.py    TextDecoder (causal, cross-attends to an encoder's tokens), teacher forcing, greedy, token F1
     point_groups.py    point clouds: FPS + kNN groups + mini-PointNet (point_groups), center_mlp positions
+    signal_tokens.py   channel_conv tokenizer and channel_time positions (EEG channels, fMRI regions)
+    signal_masks.py    spatial (S-JEPA), spatiotemporal (Brain-JEPA) mask samplers
+    heads.py           HEADS of the finetune method: pooled; S-JEPA's in signal_heads.py
     positions.py       POS_ENCODINGS: sincos, learned, none
     masks.py           MASKS, Masks, MaskStream; samplers in grid_masks.py, token_masks.py, curriculum.py,
                        sequencer.py (Point-JEPA's token orders and contiguous runs in them)
@@ -29,6 +32,8 @@ from baselines.ssl import (  # noqa: F401  (fill the registries)
     grid_masks,
     point_groups,
     sequencer,
+    signal_heads,
+    signal_masks,
     text_image,
     token_masks,
     video,

@@ -6,6 +6,8 @@ from baselines.tasks import (  # noqa: F401  (registers TASKS entries)
     images,
     points,
     pushing,
+    signals,
+    signals_fmri,
     spectrograms,
     tabular,
     text_image,

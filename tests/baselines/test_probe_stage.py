@@ -39,11 +39,11 @@ def test_finetune_starts_from_the_source_encoder_and_freeze_trains_the_head_only
     start_from(m, source)
     assert all(torch.equal(m.encoder.state_dict()[k], v) for k, v in pretrained.items())
     assert len(m.fit) == 64 and len(m.fit.labels.unique()) == 10  # 64 labels, stratified over digits' 10 classes
-    head = m.module["head"].weight.clone()
+    head = m.module["head"].linear.weight.clone()
     fit(m, train_stream(cfg, task, m), cfg)
     moved = [not torch.equal(m.encoder.state_dict()[k], v) for k, v in pretrained.items()]
     assert (not any(moved)) if freeze else any(moved)
-    assert not torch.equal(m.module["head"].weight, head) and 0.0 <= m.evaluate()["finetune/score"] <= 1.0
+    assert not torch.equal(m.module["head"].linear.weight, head) and 0.0 <= m.evaluate()["finetune/score"] <= 1.0
 
 
 @pytest.mark.slow

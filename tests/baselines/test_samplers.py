@@ -10,9 +10,11 @@ from baselines.ssl.grid_masks import MultiBlockMaskConfig, StripsMaskConfig
 from baselines.ssl.layout import Layout
 from baselines.ssl.masks import MASKS, Masks, MaskStream, build_mask_sampler
 from baselines.ssl.sequencer import RunsMaskConfig
+from baselines.ssl.signal_masks import SpatialMaskConfig, SpatiotemporalMaskConfig
 from baselines.ssl.token_masks import RandomMaskConfig, SubsetsMaskConfig
 from baselines.ssl.video import TemporalMaskConfig, TubeMaskConfig
 from baselines.tasks.labeled import LabeledBatch
+from baselines.tasks.signals import fibonacci_hemisphere
 from harness.runner import build, train_stream
 from harness.spec import expand, load_suite
 
@@ -23,6 +25,8 @@ SPECTRO = Layout.grid(("freq", "time"), (8, 8))
 TABLE = Layout.grid(("feature",), (28,))
 VIDEO = Layout.grid(("time", "row", "col"), (4, 4, 4))
 POINTS = Layout(("x", "y", "z"), torch.rand(16, 32, 3, generator=torch.Generator().manual_seed(0)))  # per-sample centers
+EEG = Layout.grid(("channel", "time"), (16, 8), positions=fibonacci_hemisphere(16).repeat_interleave(8, dim=0))
+FMRI = Layout.grid(("channel", "time"), (24, 6))
 
 # one (config, layout) per registered sampler: a new sampler fails test_every_sampler_has_a_coverage_case until added
 COVERAGE = {
@@ -35,6 +39,8 @@ COVERAGE = {
     "temporal": (TemporalMaskConfig(), VIDEO),
     "tube": (TubeMaskConfig(), VIDEO),
     "runs": (RunsMaskConfig(), POINTS),
+    "spatial": (SpatialMaskConfig(), EEG),
+    "spatiotemporal": (SpatiotemporalMaskConfig(), FMRI),
 }
 
 
