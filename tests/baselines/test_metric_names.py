@@ -23,6 +23,7 @@ CASES = {  # method@suite -> overrides that make it tiny; every mask sampler of 
     "probe@smoke_probe": ["defaults.training.steps=2"],  # the probe stage (its source built untrained here)
     "finetune@smoke_probe": ["stages.finetune.defaults.training.steps=2"],
     "deep_linear_ssl@jepa_theory": ["defaults.training.steps=2"],
+    "mc_jepa@motion_jepa_smoke": TINY,  # the joint arm; every arm: tests/baselines/test_motion.py
 }
 
 
