@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -26,11 +27,6 @@ from harness.estimate import Cache as EstimateCache
 from harness.estimate import Estimate, estimate
 from harness.orchestrate import SuiteOutcome, run_suite
 from harness.provenance import require_clean as refuse_dirty
-from harness.report import ClaimResult, SuiteResults, check_claims, collect
-from harness.report.claims import INCONCLUSIVE
-from harness.report.seeds import claim_cells, extra_seed_runs
-from harness.report.status import STALE, RunState, run_states
-from harness.report.tuning import tuning_section
 from harness.session import Session, suite_session
 from harness.spec import LoadedSuite, RunSpec, SpecError, load_and_expand
 from harness.spec.errors import Loc
@@ -41,6 +37,10 @@ from harness.tags import Tag
 from harness.track import Tracker, TrackingError
 from harness.tune.study import StudySummary, apply_studies, default_storage, suite_scope, tune_suite
 from harness.validate import Checked, ConfigSummary, check_suite
+
+if TYPE_CHECKING:  # harness.report (scipy.stats, polars, matplotlib: ~1.2 s) is imported where a report is made
+    from harness.report import ClaimResult, SuiteResults
+    from harness.report.status import RunState
 
 REPORTS_DIR = Path("reports")
 
@@ -231,6 +231,8 @@ def run(suite: Suite, tracking_uri: str | None = None, workers: int | None = Non
         runs, summaries, earlier = suite.runs, [], []
         if _has_tuning(suite):
             runs, summaries, earlier = _tuned_in_session(suite, tracker, session, pool, storage, console)
+        from harness.report.status import STALE, run_states
+
         stale = frozenset(s.run.run_id for s in run_states(suite.name, runs, tracker) if s.state == STALE) if rerun_stale else frozenset()
         outcome = run_suite(spec, runs, tracker, session, pool, console, stale).after(earlier)
         for more in until_decided(suite, runs, tracker, session, pool, console):
@@ -249,6 +251,10 @@ def until_decided(suite: Suite, runs: list[RunSpec], tracker: Tracker, session: 
     spec = suite.loaded.spec
     claims = [c for c in spec.claims if c.until_decided is not None]
     outcomes: list[SuiteOutcome] = []
+    if claims:
+        from harness.report import check_claims, collect
+        from harness.report.claims import INCONCLUSIVE
+        from harness.report.seeds import claim_cells, extra_seed_runs
     while claims:
         results = collect(spec, suite.loaded.path, runs, tracker, suite.overrides, history_keys=[])
         more: dict[str, RunSpec] = {}
@@ -295,6 +301,9 @@ def _warn_untuned(summaries: list[StudySummary], console: Console) -> None:
 def _report(suite: Suite, runs: list[RunSpec], summaries: list[StudySummary], tracker: Tracker, reports_dir: Path) -> ReportResult:
     """Write reports_dir/<suite>/ (a profile's: <suite>.<profile>/) and log it to the suite's newest parent
     run, with the claims' verdicts as its tags and a link to report.html in its description; claims checked once."""
+    from harness.report import collect
+    from harness.report.tuning import tuning_section
+
     results = collect(suite.loaded.spec, suite.loaded.path, runs, tracker, suite.overrides)
     claims = results.claims()
     out_dir = reports_dir / suite.report_name
@@ -319,6 +328,8 @@ def _report(suite: Suite, runs: list[RunSpec], summaries: list[StudySummary], tr
 def results(suite: Suite, tracking_uri: str | None = None, history: bool = True, storage: str | None = None) -> SuiteResults:
     """The suite's results from the store: `.frame` (one row per run) and `.history` (every logged metric's
     points, run_id / metric / step / value, with `history`), polars frames; `.export(path, fmt)` writes both."""
+    from harness.report import collect
+
     tracker = Tracker(tracking_uri)
     runs, _ = _stored_runs(suite, tracker, storage, None)
     return collect(suite.loaded.spec, suite.loaded.path, runs, tracker, suite.overrides, history_keys="all" if history else [])
@@ -326,6 +337,8 @@ def results(suite: Suite, tracking_uri: str | None = None, history: bool = True,
 
 def status(suite: Suite, tracking_uri: str | None = None, storage: str | None = None) -> list[RunState]:
     """Each run of the suite: finished / stale (finished by another commit) / failed / running / missing."""
+    from harness.report.status import run_states
+
     tracker = Tracker(tracking_uri)
     runs, _ = _stored_runs(suite, tracker, storage, None)
     return run_states(suite.name, runs, tracker)

@@ -8,7 +8,20 @@ import os
 DEFAULT = "baselines"
 
 
+def plugin_names() -> list[str]:
+    return [name.strip() for name in os.environ.get("HARNESS_PLUGINS", DEFAULT).split(",") if name.strip()]
+
+
 def load_plugins() -> None:
     """Import every package named in HARNESS_PLUGINS (comma-separated; default `baselines`)."""
-    for name in filter(None, os.environ.get("HARNESS_PLUGINS", DEFAULT).split(",")):
-        importlib.import_module(name.strip())
+    for name in plugin_names():
+        importlib.import_module(name)
+
+
+def warm_imports() -> None:
+    """Import what each plugin lists in its WARM_IMPORTS (modules its components import only when they run):
+    a warm worker does it once before forking, so that no run pays for it and the orchestrator never does."""
+    load_plugins()
+    for name in plugin_names():
+        for module in getattr(importlib.import_module(name), "WARM_IMPORTS", ()):
+            importlib.import_module(module)

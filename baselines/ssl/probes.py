@@ -30,11 +30,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from baselines.ssl.classifiers import knn_accuracy, knn_r2, linear_probe, r2_score, ridge_r2
@@ -75,6 +70,8 @@ PROBES: Registry[Callable[[ComponentConfig], Probe]] = Registry("probe")
 
 def split_index(y: torch.Tensor, size: float | int, seed: int, classification: bool) -> tuple[np.ndarray, np.ndarray]:
     """(kept, rest) indices: a random subset of `size` (a count, or a fraction) of y [S], stratified by class."""
+    from sklearn.model_selection import train_test_split  # scikit-learn where a probe runs (baselines.WARM_IMPORTS)
+
     index = np.arange(len(y))
     stratify = y.numpy() if classification else None
     kept, rest = train_test_split(index, train_size=size, random_state=seed, stratify=stratify)
@@ -156,6 +153,10 @@ class MlpProbeConfig(ProbeConfig):
 @PROBES.register("mlp", MlpProbeConfig)
 def build_mlp(cfg: MlpProbeConfig) -> Probe:
     def probe(fit: Features, score: Features, n_classes: int) -> ProbeResult:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         kind = MLPClassifier if n_classes else MLPRegressor
         mlp = kind(hidden_layer_sizes=(cfg.hidden,), alpha=cfg.l2, max_iter=cfg.max_iter, early_stopping=True,
                    random_state=cfg.seed)
@@ -174,6 +175,8 @@ class HgbProbeConfig(ProbeConfig):
 @PROBES.register("hgb", HgbProbeConfig)
 def build_hgb(cfg: HgbProbeConfig) -> Probe:
     def probe(fit: Features, score: Features, n_classes: int) -> ProbeResult:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
         kind = HistGradientBoostingClassifier if n_classes else HistGradientBoostingRegressor
         return ProbeResult(_sklearn_score(kind(max_iter=cfg.max_iter, random_state=cfg.seed), fit, score, n_classes))
 

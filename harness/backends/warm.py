@@ -187,11 +187,11 @@ class _Terminated(BaseException):
 def _preload() -> None:
     """Everything a worker imports, once, then a warm-up of torch's CPU kernels."""
     from harness import track, worker  # noqa: F401  (worker: runner, train -> torch)
-    from harness.plugins import load_plugins
+    from harness.plugins import warm_imports
     from harness.tune import trial  # noqa: F401  (optuna: tuning trials report through it)
 
     track.preload()
-    load_plugins()
+    warm_imports()
     _warm_up_torch()
 
 

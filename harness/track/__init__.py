@@ -29,6 +29,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from harness.store import StoreLayout, default_uri  # noqa: E402,F401  (default_uri re-exported)
 from harness.tags import Kind, Outcome, Status, Tag  # noqa: E402
 from harness.track import sql  # noqa: E402
+from harness.track.template import create_from_template  # noqa: E402
 
 STORE_MODULES = (  # imported by MLflow on a client's first use: ~1.5 s that a warm worker pays once, not per run
     "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.tracking.sqlalchemy_workspace_store",
@@ -100,6 +101,8 @@ class Tracker:
         self.uri = uri or default_uri()
         self.layout = StoreLayout.from_uri(self.uri)
         with self.layout.schema_lock():
+            if self.layout.sqlite_db is not None:
+                create_from_template(self.layout.sqlite_db)  # a new store: a copy of a migrated one (track/template.py)
             self.client = MlflowClient(tracking_uri=self.uri)
 
     # ------------------------------------------------------------ parent-side

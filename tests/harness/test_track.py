@@ -134,3 +134,34 @@ def test_latest_run_of_every_run_id_whatever_its_status(tmp_path):
     latest = t.latest(exp)
     assert {k: v[:2] for k, v in latest.items()} == {"a": (ids["a1"], "FINISHED"), "b": (ids["b"], "FAILED"),
                                                      "d": (ids["d"], "FINISHED"), "f": (ids["f"], "KILLED")}
+
+
+def _schema(db: Path) -> tuple[list, list]:
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        tables = con.execute("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").fetchall()
+        version = con.execute("SELECT version_num FROM alembic_version").fetchall()
+    return tables, version
+
+
+def test_a_new_store_is_a_copy_of_a_migrated_template_with_the_same_schema(tmp_path, monkeypatch):
+    from harness.track import template
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_STORE_TEMPLATE", "off")
+    Tracker(f"sqlite:///{tmp_path}/plain/mlflow.db").setup()  # the MLflow way: every migration replayed
+    assert not template.template_path().exists()
+    monkeypatch.delenv("HARNESS_STORE_TEMPLATE")
+    for name in ("first", "second"):  # the first makes the template, the second is only a copy of it
+        t = Tracker(f"sqlite:///{tmp_path}/{name}/mlflow.db")
+        t.setup()
+        exp = t.experiment("s")
+        assert t.client.get_experiment(exp).artifact_location == StoreLayout.from_uri(t.uri).artifact_location("s")
+        default = t.client.get_experiment("0")  # re-created by MLflow where this store is opened
+        assert default.name == "Default" and default.artifact_location == str(tmp_path / "mlruns" / "0")
+        assert _schema(tmp_path / name / "mlflow.db") == _schema(tmp_path / "plain" / "mlflow.db")
+    assert template.template_path().exists()
+    assert [e.name for e in Tracker(f"sqlite:///{tmp_path}/second/mlflow.db").client.search_experiments()] == ["s", "Default"]
+    assert not list(tmp_path.glob("*/.*.part"))
