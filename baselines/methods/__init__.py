@@ -6,6 +6,7 @@ from baselines.methods import (  # noqa: F401  (registers METHODS entries)
     intent_decoder,
     jepa,
     mae,
+    mc_jepa,
     multimodal,
     probe,
     raw,

@@ -20,6 +20,11 @@ self-distillation model of "How JEPA Avoids Noisy Features".
     representation.py  Representation: what a probe reads; pooling
     probes.py          PROBES: linear, knn, mlp, hgb, attentive (numerics in classifiers.py); fewshot.py
     collapse.py        collapse monitors (RankMe, std, content share)
+    pyramid.py         ConvPyramid: the conv feature pyramid, model conv_pyramid (MC-JEPA)
+    flow.py            warping (grid_sample), cost volume, coarse-to-fine FlowHead, end-point error
+    vicreg.py          VICReg terms (invariance, variance hinge, off-diagonal covariance), augmented views
+    objectives.py      OBJECTIVES: flow, vicreg, varcov (the objectives of a multi-objective method)
+    dense.py           the dense 1x1 probe (per-pixel linear classifier) and its mIoU
     evaluation.py      ProbedConfig and the probe metrics of every SSL method
 """
 
@@ -31,6 +36,7 @@ from baselines.ssl import (  # noqa: F401  (fill the registries)
     fewshot,
     grid_masks,
     point_groups,
+    pyramid,
     sequencer,
     signal_heads,
     signal_masks,

@@ -12,6 +12,8 @@ Inputs are anything `torch.as_tensor` takes (features [N, D], labels [N] integer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -42,9 +44,14 @@ def _check_length(y: torch.Tensor, n: int) -> torch.Tensor:
 
 def standardize(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Both standardized with the train mean / std; constant dimensions are only centred."""
-    mean, std = train_x.mean(dim=0), train_x.std(dim=0)
-    std = torch.where(std > EPS, std, torch.ones_like(std))
+    mean, std = scaler(train_x)
     return (train_x - mean) / std, (test_x - mean) / std
+
+
+def scaler(train_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean [D], std [D]) of train_x [N, D]; the std of a constant dimension is 1 (it is only centred)."""
+    mean, std = train_x.mean(dim=0), train_x.std(dim=0)
+    return mean, torch.where(std > EPS, std, torch.ones_like(std))
 
 
 def r2_score(pred: torch.Tensor, y: torch.Tensor) -> float:
@@ -66,9 +73,23 @@ def linear_probe(
     train_y, test_y = _labels(train_y, len(train_x)), _labels(test_y, len(test_x))
     if train_x.shape[1] != test_x.shape[1]:
         raise ValueError(f"train features have {train_x.shape[1]} dims, test features {test_x.shape[1]}")
-    if n_classes < 2 or int(max(train_y.max(), test_y.max())) >= n_classes or int(min(train_y.min(), test_y.min())) < 0:
+    if int(max(train_y.max(), test_y.max())) >= n_classes or int(min(train_y.min(), test_y.min())) < 0:
         raise ValueError(f"labels must lie in [0, {n_classes}) with n_classes >= 2")
-    train_x, test_x = standardize(train_x, test_x)
+    pred = linear_classifier(train_x, train_y, n_classes, weight_decay, max_iter)(test_x)  # [M]
+    return (pred == test_y).double().mean().item()
+
+
+def linear_classifier(
+    train_x, train_y, n_classes: int, weight_decay: float = 1e-4, max_iter: int = 200
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The softmax classifier of `linear_probe` fit on train_x [N, D], train_y [N]: a function of features
+    [M, D] (standardized with the train statistics) -> predicted classes [M] (e.g. a dense probe's pixels)."""
+    train_x = _features(train_x)
+    train_y = _labels(train_y, len(train_x))
+    if n_classes < 2 or int(train_y.max()) >= n_classes or int(train_y.min()) < 0:
+        raise ValueError(f"labels must lie in [0, {n_classes}) with n_classes >= 2")
+    mean, std = scaler(train_x)
+    train_x = (train_x - mean) / std
 
     weight = torch.zeros(train_x.shape[1], n_classes, dtype=torch.float64, requires_grad=True)  # [D, K]
     bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)  # [K]
@@ -84,9 +105,12 @@ def linear_probe(
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        pred = (test_x @ weight + bias).argmax(dim=1)  # [M]
-    return (pred == test_y).double().mean().item()
+
+    @torch.no_grad()
+    def predict(x) -> torch.Tensor:
+        return (((_features(x) - mean) / std) @ weight + bias).argmax(dim=1)  # [M]
+
+    return predict
 
 
 def nearest_neighbours(train_x: torch.Tensor, test_x: torch.Tensor, k: int, center: bool, chunk: int = 1024) -> torch.Tensor:

@@ -4,6 +4,7 @@ from baselines.tasks import (  # noqa: F401  (registers TASKS entries)
     arithmetic,
     copying,
     images,
+    motion,
     points,
     pushing,
     signals,

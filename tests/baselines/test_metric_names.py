@@ -28,6 +28,7 @@ CASES = {  # method@suite -> overrides that make it tiny; every mask sampler of 
     "pair_jepa@multimodal_jepa_smoke": ["defaults.training.steps=2"],
     "ti_jepa@multimodal_jepa_smoke": ["defaults.training.steps=2"],  # stages: their sources built untrained here
     "intent_decoder@multimodal_jepa_smoke": ["defaults.training.steps=2"],
+    "mc_jepa@motion_jepa_smoke": TINY,  # the joint arm; every arm: tests/baselines/test_motion.py
 }
 
 
