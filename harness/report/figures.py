@@ -75,7 +75,8 @@ def metric_curve(df: pl.DataFrame, spec: FigureSpec, path: Path, history: pl.Dat
         ax.fill_between(part["x"], part["lo"], part["hi"], color=palette[group], alpha=0.2, linewidth=0)
     seeds = long.group_by(spec.hue).agg(pl.col("seed").n_unique().alias("n"))["n"].max()
     if seeds <= MAX_SEED_MARKS:  # few seeds: show them, not only their mean
-        runs = long.with_columns(pl.concat_str([pl.col(h).map_elements(show, return_dtype=pl.String) for h in spec.hue],
+        runs = long.with_columns(pl.concat_str([pl.col(h).map_elements(show, return_dtype=pl.String, skip_nulls=False)
+                                                for h in spec.hue],
                                                separator=" ").alias("group")).sort(["group", "run_id", "x"])
         for part in runs.partition_by("group", maintain_order=True):  # one artist per group: 1,000 runs draw in ms
             group = part["group"][0]

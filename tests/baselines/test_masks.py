@@ -168,7 +168,8 @@ def test_mask_configs_are_validated_through_the_registry():
     held = Holder.model_validate({"mask": {"name": "random", "ratio": 0.5}})
     assert held.model_dump() == {"mask": {"name": "random", "ratio": 0.5}}
     assert Holder.model_validate(held.model_dump()) == held
-    assert MASKS.names() == ["block", "curriculum", "multiblock", "random", "runs", "strips", "subsets"]
+    assert MASKS.names() == ["block", "curriculum", "multiblock", "random", "runs", "spatial", "spatiotemporal", "strips",
+                            "subsets", "temporal", "tube"]
 
 
 def test_mask_stream_collates_masked_batches():

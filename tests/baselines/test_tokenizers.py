@@ -119,7 +119,8 @@ def test_learned_none_and_per_sample_positions():
     assert torch.equal(positions_at(pe, idx)[2, 0], pe[2, 2])  # per-sample gather
     with pytest.raises(ValueError, match="shared by the batch"):
         build_positional(LearnedConfig(), 8, points)
-    assert POS_ENCODINGS.names() == ["center_mlp", "learned", "none", "sincos"] and TOKENIZERS.names() == ["features", "patch2d", "point_groups"]
+    assert POS_ENCODINGS.names() == ["center_mlp", "channel_time", "learned", "none", "sincos"]
+    assert TOKENIZERS.names() == ["caption", "channel_conv", "features", "image_part", "patch2d", "point_groups", "tubelet"]
 
 
 def test_token_encoder_on_a_table_with_reg_tokens():
