@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from harness.backends import BackendUnavailable, Pool, WarmWorkers, check_backend, make_pool, ray_address
+from harness.backends.warm import TRIAL_MODULES
 from harness.estimate import Cache as EstimateCache
 from harness.estimate import Estimate, estimate
 from harness.orchestrate import SuiteOutcome, run_suite
@@ -149,9 +150,6 @@ def costs(suite: Suite) -> list[Cost]:
 
 def _console(console: Console | None) -> Console:
     return console or Console(stderr=True)
-
-
-TRIAL_MODULES = ["harness.tune.trial"]  # what a tuning trial imports beyond a run (optuna)
 
 
 def _warm_for_trials(warm: WarmWorkers | None) -> None:

@@ -27,7 +27,7 @@ import ray  # noqa: E402
 
 from harness.backends.base import Job, Slot, signal_group, visible_gpus  # noqa: E402
 from harness.backends.check import probe_ray_address  # noqa: E402
-from harness.backends.warm import WarmWorkers  # noqa: E402
+from harness.backends.warm import TRIAL_MODULES, WarmWorkers  # noqa: E402
 
 LOG_TAIL_BYTES = 4 << 20  # at most this much of a worker's output comes back to the driver
 TASK_FAILED_RC = -1  # the actor itself died (node lost, actor killed): no exit code
@@ -43,7 +43,7 @@ class WarmActor:
         self.header = f"[ray] node {ray.util.get_node_ip_address()}, CUDA_VISIBLE_DEVICES={gpu_ids!r}\n"
         self.tmp = Path(tempfile.mkdtemp(prefix="harness-ray-"))
         self.warm = WarmWorkers(self.tmp / "warm.log").start()
-        self.warm.preload(["harness.tune.trial"])  # a long-lived actor: its trials are warm too (optuna)
+        self.warm.preload(TRIAL_MODULES)  # a long-lived actor: its trials are warm too (optuna)
         self.pid: int | None = None
         self.done = threading.Event()
 

@@ -36,6 +36,7 @@ from harness.backends.base import PARENT_PID_ENV, SINGLE_THREAD_ENV, set_parent_
 WORKER_MODULE = "harness.worker"
 # modules whose `main(argv) -> int` runs in a forked child (the warm path): runs and trials, Hydra launcher jobs
 WARM_MODULES = (WORKER_MODULE, "hydra_plugins.harness_launcher.job")
+TRIAL_MODULES = ["harness.tune.trial"]  # what a tuning trial imports beyond a run (optuna): WarmWorkers.preload
 WARM_COMMAND = "from harness.backends.warm import main; main()"  # not -m: the package imports this module
 WARM_ENV = {"JE_ARROW_MALLOC_CONF": "background_thread:false"}  # pyarrow's jemalloc starts no thread
 GRACE_S = 5.0
