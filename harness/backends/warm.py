@@ -192,10 +192,6 @@ def _tail(path: Path, n: int = 3000) -> str:
 
 
 # ---------------------------------------------------------------- the warm process
-class _Terminated(BaseException):
-    pass
-
-
 def _preload() -> None:
     """Everything a worker imports, once, then a warm-up of torch's CPU kernels."""
     from harness import track, worker  # noqa: F401  (worker: runner, train -> torch)
@@ -285,21 +281,33 @@ def _child(request: dict[str, Any], parent: int, close_fds: list[int]) -> None:
 
 
 def serve(requests: int, events: TextIO) -> int:
-    """The warm process's loop: fork a child per request line, report forks and exits on `events`."""
+    """The warm process's loop: fork a child per request line, report forks and exits on `events`.
+    SIGTERM (the launcher died, or stopped us) and EOF on `requests` both end the loop; either way the
+    children are stopped and reaped before this returns, so a job never outlives its warm process.  The
+    SIGTERM handler only sets a flag (the wakeup fd makes select return): an exception raised from it
+    could land anywhere, the shutdown below included, and end the process with its jobs still running."""
     parent = os.getpid()
     children: dict[int, str] = {}  # pid -> token
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes select through the wakeup fd
+    terminated = False
+    listening = True  # the launcher reads `events`; once it is gone (EPIPE) there is no one to tell
 
     def on_term(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise _Terminated
+        nonlocal terminated
+        terminated = True
 
     def emit(event: dict[str, Any]) -> None:
-        events.write(json.dumps(event) + "\n")
-        events.flush()
+        nonlocal listening
+        if not listening:
+            return
+        try:
+            events.write(json.dumps(event) + "\n")
+            events.flush()
+        except BrokenPipeError:  # the launcher died: keep going, so that the children are still reaped
+            listening = False
 
     def reap(timeout: float = 0.0) -> list[int]:
         if timeout > 0:
@@ -316,38 +324,34 @@ def serve(requests: int, events: TextIO) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     buf, open_ = b"", True
-    code = 0
     emit({"ready": parent})
-    try:
-        while open_:
-            ready_fds, _, _ = select.select([requests, wake_r], [], [])
-            if wake_r in ready_fds:
-                os.read(wake_r, 4096)
-            reap()
-            if requests not in ready_fds:
+    while open_ and not terminated:
+        ready_fds, _, _ = select.select([requests, wake_r], [], [])
+        if wake_r in ready_fds:
+            os.read(wake_r, 4096)
+        reap()
+        if terminated or requests not in ready_fds:
+            continue
+        data = os.read(requests, 1 << 16)
+        open_ = bool(data)
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        for line in filter(None, lines):
+            request = json.loads(line)
+            if "import" in request:  # WarmWorkers.preload: a failure is the jobs' to report, not ours
+                _import_all(request["import"])
                 continue
-            data = os.read(requests, 1 << 16)
-            open_ = bool(data)
-            buf += data
-            *lines, buf = buf.split(b"\n")
-            for line in filter(None, lines):
-                request = json.loads(line)
-                if "import" in request:  # WarmWorkers.preload: a failure is the jobs' to report, not ours
-                    _import_all(request["import"])
-                    continue
-                sys.stdout.flush()
-                sys.stderr.flush()
-                pid = os.fork()
-                if pid == 0:
-                    _child(request, parent, [requests, wake_r, wake_w, events.fileno()])
-                children[pid] = request["token"]
-                emit({"token": request["token"], "pid": pid})
-    except _Terminated:
-        code = EXIT_TERMINATED
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _child(request, parent, [requests, wake_r, wake_w, events.fileno()])
+            children[pid] = request["token"]
+            emit({"token": request["token"], "pid": pid})
     terminate_groups(list(children), GRACE_S, reap)
     while children:
         reap(0.5)
-    return code
+    return EXIT_TERMINATED if terminated else 0
 
 
 def main() -> None:

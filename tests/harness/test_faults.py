@@ -162,11 +162,14 @@ def test_orchestrator_sigkill_then_rerun_loses_and_duplicates_nothing(root, tmp_
     # one worker: the first run ends (its checkpoint goes) before the second saves one; kill then
     ckpts = tmp_path / ".harness" / "checkpoints" / "fk"
     second = wait_for(lambda: [c for c in ckpts.glob("*/resume.pt") if c.parent.name != first], 150, "a second run's checkpoint", 0.05)
-    workers = children_of(proc.pid)
+    workers = children_of(proc.pid)  # the warm process, which forks each run
     assert len(workers) == 1 and alive(workers[0])
+    jobs = children_of(workers[0])
+    assert len(jobs) == 1 and alive(jobs[0])  # the second run, in training
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     wait_for(lambda: not alive(workers[0]), 10, "the orphaned worker to die")
+    assert not alive(jobs[0])  # reaped before its warm process exits: nothing writes to the store after it
     children, parents = child_runs(tmp_path, "fk")
     assert {r.data.tags["run_id"]: r.info.status for r in children} == {first: "FINISHED", second[0].parent.name: "KILLED"}
     first_mlflow_id = children[[r.data.tags["run_id"] for r in children].index(first)].info.run_id

@@ -81,3 +81,44 @@ def test_visible_gpus_hands_on_the_parents_physical_ids(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # GPUs hidden: CPU slots
     assert visible_gpus() == []
     assert all(s.gpu is None for s in make_slots(2, 3, visible_gpus()))
+
+
+# ---------------------------------------------------------------- the warm process's shutdown
+SLOW_TO_STOP = """
+import signal, sys, time
+from pathlib import Path
+def stop(signum, frame):
+    time.sleep(1.0)  # e.g. closing its MLflow run
+    Path(sys.argv[1]).write_text("stopped")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+Path(sys.argv[2]).write_text("ready")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_warm_process_outlives_its_jobs_when_eof_and_sigterm_race(tmp_path: Path):
+    """The launcher dying closes the warm process's stdin and (PR_SET_PDEATHSIG) sends it SIGTERM, in either
+    order.  SIGTERM landing while it already stops its jobs after the EOF must not end it before them: a job
+    that outlived it could still be writing to the store when the launcher's rerun opens it."""
+    import os
+    import signal
+    import time
+
+    from harness.backends.warm import EXIT_TERMINATED, WarmWorkers
+
+    stopped, ready = tmp_path / "stopped", tmp_path / "ready"
+    warm = WarmWorkers(tmp_path / "warm.log").start()
+    warm.launch("j", [sys.executable, "-c", SLOW_TO_STOP, str(stopped), str(ready)], tmp_path / "j.log", {})
+    deadline = time.monotonic() + 60
+    while not (warm.pids and ready.exists()) and time.monotonic() < deadline:
+        warm.events(0.05)
+    job = warm.pids["j"]
+    warm.proc.stdin.close()  # EOF: it SIGTERMs the job and waits for it (1 s) ...
+    time.sleep(0.3)
+    warm.proc.send_signal(signal.SIGTERM)  # ... and is told to stop meanwhile
+    assert warm.proc.wait(timeout=30) == EXIT_TERMINATED
+    assert stopped.read_text() == "stopped"  # the job finished stopping before its warm process exited
+    assert not os.path.exists(f"/proc/{job}")  # and was reaped
+    warm.proc.stdout.close()
