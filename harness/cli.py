@@ -9,6 +9,8 @@ on stderr, nothing written), a suite locked by a live orchestrator, or uncommitt
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -323,5 +325,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The `harness` command: main(), then the exit handlers and a flush of stdout and stderr, then the end of
+    the process without the interpreter's teardown of its modules (torch's and mlflow's: ~2.5 s, measured
+    after a smoke run, for nothing: the store's writes are committed, no thread is left, the warm workers
+    are closed).  The warm process ends the same way (harness.backends.warm.main)."""
+    code = main()
+    atexit._run_exitfuncs()  # what a normal exit runs before the teardown (Ray's shutdown, logging's flush)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -286,6 +288,29 @@ def _chunks(items: list, n: int) -> Iterable[list]:
         yield items[i : i + n]
 
 
+@contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """Hold a SIGTERM back until the block ends, then hand it to the handler that was installed.  A worker's
+    SIGTERM handler raises (harness.worker); raised in the middle of a write, it would leave the store's
+    connection inside a transaction that holds the database's lock, and the KILLED record that follows
+    (another connection of the same process) would wait on that lock until the warm process's SIGKILL
+    (seen: the run left RUNNING, or a reader's "database is locked").  The handler is swapped rather than
+    the signal masked: a signal sent to the process reaches whichever thread does not mask it, and the
+    main thread then runs the Python handler all the same."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if not callable(handler) or threading.current_thread() is not threading.main_thread():
+        yield  # SIG_DFL / SIG_IGN: nothing is raised into the write (a kill releases the lock with the process)
+        return
+    caught: list[tuple[int, Any]] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        if caught:
+            handler(*caught[0])
+
+
 class RunLog:
     """Worker-side handle on one child run.  Metrics are buffered and written with log_batch
     (one call per value costs ~60x more).  `seconds`: wall time spent in tracking calls so far."""
@@ -300,9 +325,11 @@ class RunLog:
 
     @contextmanager
     def _timed(self) -> Iterator[None]:
+        """Time a tracking call, with SIGTERM held back until it returns (_sigterm_held)."""
         t0 = time.perf_counter()
         try:
-            yield
+            with _sigterm_held():
+                yield
         finally:
             self.seconds += time.perf_counter() - t0
 
@@ -323,8 +350,8 @@ class RunLog:
             self.flush()
 
     def flush(self) -> None:
-        with self._timed():
-            while self._buf:  # a chunk leaves the buffer once written: a flush cut short resumes where it stopped
+        while self._buf:  # a chunk leaves the buffer once written: a flush cut short resumes where it stopped
+            with self._timed():  # a SIGTERM waits for the chunk (and its removal from the buffer), not the flush
                 chunk = self._buf[:1000]
                 self.tracker.client.log_batch(self.id, metrics=chunk)
                 del self._buf[: len(chunk)]

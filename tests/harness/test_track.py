@@ -110,6 +110,51 @@ def test_runlog_counts_the_time_of_its_tracking_calls(tmp_path):
     assert log.seconds > buffered and len(t.client.get_metric_history(mid, "loss")) == 5
 
 
+def test_a_sigterm_during_a_tracking_write_is_delivered_after_it(tmp_path):
+    """The worker's SIGTERM handler raises; raised inside a write it would leave the connection mid-transaction
+    (holding the database's lock).  RunLog holds the signal back until the write returns, then it arrives."""
+    import os
+    import signal
+
+    t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    t.setup()
+    exp = t.experiment("s")
+    mid = t.create_child(exp, t.start_parent(exp, "p", {}), "r", {})
+    log = RunLog(t.uri, mid)
+    client = log.tracker.client
+    write = client.log_batch
+    seen: list[str] = []
+
+    class Stop(BaseException):
+        pass
+
+    def log_batch(*args, **kwargs):  # the signal arrives in the middle of the store's write
+        os.kill(os.getpid(), signal.SIGTERM)
+        seen.append("killed")
+        write(*args, **kwargs)
+        seen.append("written")
+
+    def on_term(signum, frame):
+        seen.append("handler")
+        raise Stop
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        client.log_batch = log_batch
+        for step in range(3):
+            log.log_metrics({"loss": float(step)}, step)
+        with pytest.raises(Stop):
+            log.flush()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == ["killed", "written", "handler"]
+    assert log._buf == []  # the chunk left the buffer before the signal: a later flush does not write it twice
+    del client.log_batch
+    log.finish(Status.KILLED)  # the store is not left locked: the KILLED record goes through
+    assert [m.value for m in t.client.get_metric_history(mid, "loss")] == [0.0, 1.0, 2.0]
+    assert t.client.get_run(mid).info.status == "KILLED"
+
+
 def test_sql_histories_read_what_get_metric_history_reads(tmp_path):
     t, exp, ids = _store(tmp_path)
     log = RunLog(t.uri, ids["d"])
