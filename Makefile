@@ -8,7 +8,7 @@ PROFILE ?=
 WORKERS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help install suite validate expand tune report results status lint test test-fast bench ui dashboard install-scale clean
+.PHONY: help install suite validate expand tune report results status lint test test-fast bench ui dashboard install-scale team-up team-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -24,10 +24,16 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the lock file
 
 $(VENV)/.installed-scale: $(VENV)/.installed requirements-scale.lock
-	$(PY) -m pip install -q -r requirements-scale.lock  # ray (exact pin): the optional Ray backend
+	$(PY) -m pip install -q -r requirements-scale.lock  # exact pins: ray, submitit, psycopg
 	touch $@
 
-install-scale: $(VENV)/.installed-scale ## add the optional Ray backend (--backend ray) to .venv
+install-scale: $(VENV)/.installed-scale ## add the optional Ray and SLURM backends and the PostgreSQL driver to .venv
+
+team-up: install-scale ## the team stack here: PostgreSQL, an MLflow server on it, a 2-node Ray cluster (then: source the printed team.env)
+	$(PY) scale/team.py up $(if $(NO_RAY),--no-ray)
+
+team-down: ## stop the team stack (its data stays in $$HARNESS_TEAM_DIR, default /var/tmp/harness-team)
+	$(PY) scale/team.py down
 
 suite: install ## run a suite: make suite SUITE=name [PROFILE=paper] [OVERRIDES="key.path=value ..."] [WORKERS=n]
 	$(VENV)/bin/harness run $(SUITE) $(OVERRIDES) $(if $(PROFILE),--profile $(PROFILE)) $(if $(WORKERS),--workers $(WORKERS))

@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--estimate", action="store_true", help="print each configuration's parameters, FLOPs and memory "
                                                                    "(always with --profile)")
         if name in ("run", "tune", "report", "expand", "results", "status"):
-            p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///./mlflow.db)")
+            p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
         if name in ("run", "tune", "report", "results", "status"):
             p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: optuna-journal.log next to the MLflow store)")
             p.add_argument("--reports-dir", default=str(REPORTS_DIR))

@@ -18,7 +18,7 @@ from harness.components import METHODS, MODELS, TASKS, FromSource, Method, Movab
 from harness.estimate import estimate
 from harness.spec.models import RunConfig, RunSpec, Source
 from harness.tags import Outcome, Tag
-from harness.track import RunLog
+from harness.track import CHECKPOINT_ARTIFACT_DIR, RunLog
 from harness.train import fit, seed_everything
 from harness.train.callbacks import Callback, LogTo
 from harness.train.loop import FitResult, load_checkpoint
@@ -81,6 +81,36 @@ def for_attempt(cfg: RunConfig, attempt: int) -> RunConfig:
     return cfg.model_copy(update={"training": cfg.training.model_copy(update={"fault": None})})
 
 
+class StoreCheckpointer(Checkpointer):
+    """A Checkpointer whose every save is also logged to the tracking store, as the artifact
+    `resume/resume.pt` of this attempt (tag checkpoint_step), so that a retry on another node (or
+    machine) finds it through the server; `remove` drops it from the store too."""
+
+    def __init__(self, log: RunLog, spec: RunSpec, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.log, self.spec = log, spec
+
+    def save(self, step: int, *args) -> Path:
+        path = super().save(step, *args)
+        self.log.log_artifact(path, CHECKPOINT_ARTIFACT_DIR)
+        self.log.set_tags({Tag.CHECKPOINT_STEP: str(step)})
+        return path
+
+    def remove(self) -> None:
+        """The run is over: the checkpoints of all its attempts leave the store."""
+        super().remove()
+        for mlflow_id, _ in self.log.tracker.checkpoints(self.spec.suite, self.spec.run_id):
+            self.log.tracker.drop_checkpoint(mlflow_id)
+
+
+def fetch_store_checkpoint(log: RunLog, spec: RunSpec, resume_file: Path) -> None:
+    """Download the furthest resume checkpoint any attempt of this run left in the store to `resume_file`."""
+    found = log.tracker.checkpoints(spec.suite, spec.run_id)
+    if found:
+        got = log.tracker.download_checkpoint(found[0][0], resume_file.parent / "download")
+        got.replace(resume_file)
+
+
 def run_one(
     spec: RunSpec,
     log: RunLog,
@@ -89,10 +119,12 @@ def run_one(
     callbacks: Sequence[Callback] = (),
     attempt: int = 0,
     resume_file: Path | None = None,
+    checkpoints_in_store: bool = False,
 ) -> FitResult:
     """Train one run.  With `resume_file`, a checkpoint found there is resumed from (the metric history
     up to it is copied from the attempt that wrote it, tag `resumed_from_step`), `training.checkpoint_every`
-    saves one there, and it is removed once the run is over."""
+    saves one there, and it is removed once the run is over.  `checkpoints_in_store`: `resume_file` is a
+    local scratch path; checkpoints come from and go to the tracking store (StoreCheckpointer)."""
     cfg = for_attempt(spec.config, attempt)
     seed_everything(cfg.seed)
     device = pick_device(cfg)
@@ -104,11 +136,19 @@ def run_one(
     batches = train_stream(cfg, task, method)
     resume, checkpointer = None, None
     if resume_file is not None:
+        if checkpoints_in_store:
+            resume_file.parent.mkdir(parents=True, exist_ok=True)
+            fetch_store_checkpoint(log, spec, resume_file)
         if resume_file.exists():
             resume = TrainState.load(resume_file)
-            log.copy_history(resume.meta["mlflow_id"], resume.step)
+            if resume.meta["mlflow_id"] != log.id:  # else: this very run resumed in place (RunLog.reopen)
+                log.copy_history(resume.meta["mlflow_id"], resume.step)
             log.set_tags({Tag.RESUMED_FROM: str(resume.step)})
-        checkpointer = Checkpointer(resume_file, cfg.training.checkpoint_every, {"mlflow_id": log.id}, before_save=log.flush)
+        meta = {"mlflow_id": log.id}
+        if checkpoints_in_store:
+            checkpointer = StoreCheckpointer(log, spec, resume_file, cfg.training.checkpoint_every, meta, before_save=log.flush)
+        else:
+            checkpointer = Checkpointer(resume_file, cfg.training.checkpoint_every, meta, before_save=log.flush)
     result = fit(
         method,
         batches,

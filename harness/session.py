@@ -2,7 +2,7 @@
 store set up, the suite's lock, SIGINT / SIGTERM raising `Interrupted`, and the runs a dead orchestrator
 left RUNNING marked KILLED (outcome=orphaned).
 
-The lock (harness.state.SuiteLock) is held for the whole invocation, so runs found RUNNING on start
+The lock (harness.state.suite_lock: an flock, or a lease in the shared database of a server store) is held for the whole invocation, so runs found RUNNING on start
 belong to a dead orchestrator.  The CLI exits 130 / 143 on Interrupted, once the workers are stopped
 and their runs marked."""
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from harness.provenance import CodeVersion, code_version, user
-from harness.state import SuiteLock
+from harness.state import SuiteLock, suite_lock
 from harness.store import StoreLayout
 from harness.tags import CELLS_VIEW, Tag
 from harness.track import Tracker, environment_tags
@@ -92,7 +92,11 @@ def suite_session(suite: str, tracker: Tracker, console: Console, source: str = 
     source name); `description`: the suite's, shown on its experiment."""
     tracker.setup()
     store = StoreLayout.from_uri(tracker.uri)
-    with SuiteLock(store.lock_path(suite), suite), stop_signals_interrupt():
+    lock = suite_lock(store, suite)
+    if store.is_server and isinstance(lock, SuiteLock):
+        console.print("[yellow]warning[/]: the suite lock is local to this machine (set HARNESS_DATABASE_URL to share it "
+                      "through the team database); another machine running this suite would orphan these runs")
+    with lock, stop_signals_interrupt():
         exp_id = tracker.experiment(suite)
         tracker.set_experiment_tags(exp_id, experiment_tags(description))
         reaped = tracker.reap_running(exp_id)

@@ -6,6 +6,14 @@
     artifacts   <root>/mlartifacts/<experiment>          None: the server (or the store) decides
     journal     <root>/optuna-journal.log                <state_dir>/optuna-journal.log
 
+A tracking server (http(s)://) is shared by machines, so what must be shared lives with it, not in the
+local state dir (which keeps only logs):
+    shared_db    $HARNESS_DATABASE_URL (e.g. postgresql://harness@db:5432/harness_optuna; the password comes
+                 from libpq's PGPASSFILE or PGPASSWORD, never from the URL): the suite leases
+                 (harness.state.LeaseLock) and the default Optuna storage (RDB)
+    checkpoints  resume checkpoints are artifacts of the attempt that saved them (`resume/resume.pt`, tag
+                 `checkpoint_step`), so a retry on any node finds them through the server
+
 Every orchestrator writing one sqlite store shares its state dir; paths are resolved once, here (a
 relative database path is relative to the current directory, like sqlite's own)."""
 
@@ -13,12 +21,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
+SERVER_PREFIXES = ("http://", "https://")
 JOURNAL_NAME = "optuna-journal.log"
 UI_URL = "http://127.0.0.1:5000"  # where `harness ui` serves a local store
 
@@ -35,9 +45,19 @@ def run_url(base: str, experiment_id: str, mlflow_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{mlflow_id}"
 
 
+DATABASE_ENV = "HARNESS_DATABASE_URL"  # the shared database of a server store (leases, Optuna)
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+
+
 def default_uri(cwd: Path | None = None) -> str:
-    """The store used when no --tracking-uri is given: ./mlflow.db."""
-    return f"sqlite:///{((cwd or Path.cwd()) / 'mlflow.db').resolve()}"
+    """The store used when no --tracking-uri is given: $MLFLOW_TRACKING_URI (as MLflow itself reads it,
+    e.g. from `make team-up`'s team.env), else ./mlflow.db."""
+    return os.environ.get(TRACKING_ENV) or f"sqlite:///{((cwd or Path.cwd()) / 'mlflow.db').resolve()}"
+
+
+def redact(url: str) -> str:
+    """A URL with any password replaced by *** (for messages; the harness never logs a password)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,21 @@ class StoreLayout:
             db = (db if db.is_absolute() else here / db).resolve()
             return cls(uri, db.parent, db)
         return cls(uri, here)
+
+    @property
+    def is_server(self) -> bool:
+        """A tracking server (several machines may share it)."""
+        return self.uri.startswith(SERVER_PREFIXES)
+
+    @property
+    def shared_db(self) -> str | None:
+        """The database machines share with a server store ($HARNESS_DATABASE_URL), else None."""
+        return os.environ.get(DATABASE_ENV) or None if self.is_server else None
+
+    @property
+    def checkpoints_in_store(self) -> bool:
+        """Resume checkpoints travel as artifacts through the server (any node finds them), not as files."""
+        return self.is_server
 
     @property
     def state_dir(self) -> Path:
@@ -81,6 +116,11 @@ class StoreLayout:
     def journal(self) -> Path:
         """The default Optuna journal file of the store."""
         return (self.root if self.sqlite_db is not None else self.state_dir) / JOURNAL_NAME
+
+    @property
+    def optuna_storage(self) -> str:
+        """The default Optuna storage: the shared database of a server store, else the journal file."""
+        return self.shared_db or str(self.journal)
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:

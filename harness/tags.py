@@ -65,6 +65,10 @@ class Tag:
     DEVICE = "device"
     N_PARAMS = "n_params"
     RESUMED_FROM = "resumed_from_step"
+    CHECKPOINT_STEP = "checkpoint_step"  # a server store's attempt holding a resume checkpoint (artifact resume/)
+    NODE = "node"  # where the worker ran: host, and the Ray node or SLURM job
+    SLURM_JOB = "slurm.job_id"
+    REQUEUED = "requeued"  # times a SLURM job was requeued and resumed in place
     TRACKING_SECONDS = "tracking_seconds"  # wall time a worker spent in tracking calls
     STOPPED = "stopped"  # why a run was stopped on purpose (a callback's StopRun message)
     COMMAND = "command"

@@ -12,6 +12,9 @@ sys.path.insert(0, str(ROOT))
 
 import baselines  # noqa: E402,F401  (fills the registries)
 
+sys.path.insert(0, str(ROOT / "tests" / "harness"))
+pytest_plugins = ["team_fixtures"]  # session fixtures of the team stack (tests/harness/test_team.py, test_slurm.py)
+
 
 @pytest.fixture
 def root() -> Path:

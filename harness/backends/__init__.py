@@ -3,7 +3,8 @@
 `local` (harness.backends.local.LocalBackend): this machine's device slots, every run forked from one
 warm worker process.  `ray` (harness.backends.ray_backend.RayBackend): a warm worker actor per slot on
 a local or existing Ray cluster; ray is an optional dependency (`make install-scale`) imported only when
-that backend is chosen.  A backend implements open / launch / wait / stop / close (`Backend`); adding one
+that backend is chosen.  `slurm` (harness.backends.slurm.SlurmBackend): a SLURM job per run through
+submitit (`make install-scale`; sbatch on PATH).  A backend implements open / launch / wait / stop / close (`Backend`); adding one
 is a module with that class, its name in `harness.spec.models.BACKENDS` and a branch in `make_pool`."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def make_pool(scheduler: SchedulerSpec, workers: int | None = None, warm: WarmWo
     slots or `slots_per_gpu` per visible GPU, served by `warm` (a warm process already started) or a new
     one logging to `log_dir`/warm.log.  Ray: placement from `scheduler.slots_per_gpu` and the cluster's
     resources; the address is `scheduler.ray_address`, else $RAY_ADDRESS, else a new local cluster of
-    `workers` CPUs."""
+    `workers` CPUs.  SLURM: at most `workers` jobs in flight, sbatch options from `scheduler.slurm`, submitit's
+    files under `log_dir`/slurm."""
     address = ray_address(scheduler)
     check_backend(scheduler.backend, address if scheduler.backend == "ray" else None)
     n = workers or scheduler.workers
@@ -36,5 +38,12 @@ def make_pool(scheduler: SchedulerSpec, workers: int | None = None, warm: WarmWo
         if warm is not None:
             warm.close()  # started early for a local run: not needed
         return Pool(RayBackend(workers=n, slots_per_gpu=scheduler.slots_per_gpu, address=address), tick_s=1.0)
+    if scheduler.backend == "slurm":
+        from harness.backends.slurm import SlurmBackend
+
+        if warm is not None:
+            warm.close()
+        folder = (log_dir or Path(".harness") / "logs") / "slurm"
+        return Pool(SlurmBackend(scheduler.slurm, folder, n, scheduler.slots_per_gpu, f"harness-{folder.parent.name}"), tick_s=2.0)
     slots = make_slots(n, scheduler.slots_per_gpu, visible_gpus())
     return Pool(LocalBackend(slots, warm, (log_dir or Path(".harness") / "logs") / "warm.log"), tick_s=0.5)

@@ -25,7 +25,35 @@ from typing import Protocol
 
 PR_SET_PDEATHSIG = 1
 PARENT_PID_ENV = "HARNESS_PARENT_PID"  # the launching process's pid, for harness.worker.die_with_parent
+NODE_ENV = "HARNESS_NODE"  # where a worker runs, as its backend names it (tag `node`)
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HARNESS_THREADS": "1"}
+FORWARDED_ENV_PREFIXES = ("HARNESS_", "MLFLOW_")  # the driver's settings a worker on another node gets too
+FORWARDED_ENV = ("PGPASSFILE",)  # a path (each node has the file); a password itself is never shipped
+
+
+def forwarded_env() -> dict[str, str]:
+    """The driver's harness / MLflow settings (tracking deadline, database URL, HTTP retries), for workers
+    that a cluster starts with its own environment (Ray actors, SLURM jobs)."""
+    return {k: v for k, v in os.environ.items()
+            if (k.startswith(FORWARDED_ENV_PREFIXES) or k in FORWARDED_ENV) and k not in (PARENT_PID_ENV, NODE_ENV)}
+
+
+def ship_files(argv: Sequence[str]) -> dict[int, tuple[str, bytes]]:
+    """The arguments of a worker command that name files on the driver (the RunSpec JSON, a trial's ref):
+    argv index -> (file name, content), for a backend whose workers run on other machines."""
+    return {i: (Path(a).name, Path(a).read_bytes()) for i, a in enumerate(argv) if i > 0 and os.path.isfile(a)}  # isfile: False for any non-path
+
+
+def unship(argv: Sequence[str], files: dict[int, tuple[str, bytes]], folder: Path, own_python: bool) -> list[str]:
+    """`argv` with the shipped files written to `folder` and their arguments pointing there; `own_python`:
+    argv[0] is the driver's interpreter, replaced by this node's."""
+    out = list(argv)
+    if own_python:
+        out[0] = sys.executable
+    for i, (name, data) in files.items():
+        (folder / name).write_bytes(data)
+        out[i] = str(folder / name)
+    return out
 
 
 def set_parent_death_signal(sig: int) -> None:

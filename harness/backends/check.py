@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import socket
 
 from harness.spec.models import BACKENDS, SchedulerSpec
@@ -43,3 +44,7 @@ def check_backend(backend: str, address: str | None = None) -> None:
         raise BackendUnavailable("backend 'ray' needs the ray package: run `make install-scale`")
     if backend == "ray" and address:
         probe_ray_address(address)
+    if backend == "slurm" and importlib.util.find_spec("submitit") is None:
+        raise BackendUnavailable("backend 'slurm' needs the submitit package: run `make install-scale`")
+    if backend == "slurm" and shutil.which("sbatch") is None:
+        raise BackendUnavailable("backend 'slurm' needs the SLURM client (sbatch, squeue, scancel) on PATH")

@@ -25,7 +25,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline: no usage repor
 
 import ray  # noqa: E402
 
-from harness.backends.base import Job, Slot, signal_group, visible_gpus  # noqa: E402
+from harness.backends.base import NODE_ENV, Job, Slot, forwarded_env, ship_files, signal_group, unship, visible_gpus  # noqa: E402
 from harness.backends.check import probe_ray_address  # noqa: E402
 from harness.backends.warm import TRIAL_MODULES, WarmWorkers  # noqa: E402
 
@@ -39,28 +39,26 @@ class WarmActor:
 
     def __init__(self) -> None:
         gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
-        self.env = Slot(0, gpu_ids or None).env()  # one thread, the GPUs Ray gave this actor
-        self.header = f"[ray] node {ray.util.get_node_ip_address()}, CUDA_VISIBLE_DEVICES={gpu_ids!r}\n"
+        node = f"{ray.util.get_node_ip_address()} ray:{ray.get_runtime_context().get_node_id()[:12]}"
+        self.env = {**Slot(0, gpu_ids or None).env(), NODE_ENV: node}  # one thread, the GPUs Ray gave this actor
+        self.header = f"[ray] node {node}, CUDA_VISIBLE_DEVICES={gpu_ids!r}\n"
         self.tmp = Path(tempfile.mkdtemp(prefix="harness-ray-"))
         self.warm = WarmWorkers(self.tmp / "warm.log").start()
         self.warm.preload(TRIAL_MODULES)  # a long-lived actor: its trials are warm too (optuna)
         self.pid: int | None = None
         self.done = threading.Event()
 
-    def run(self, argv: list[str], files: dict[int, tuple[str, bytes]], own_python: bool, cwd: str) -> tuple[int, bytes]:
+    def run(self, argv: list[str], files: dict[int, tuple[str, bytes]], own_python: bool, cwd: str,
+            env: dict[str, str] | None = None) -> tuple[int, bytes]:
         """Run `argv` (`files`: argv index -> (name, content) written here first; `own_python`: argv[0]
-        is the driver's interpreter, replaced by this node's) and return (exit code, output tail)."""
-        argv = list(argv)
-        if own_python:
-            argv[0] = sys.executable
+        is the driver's interpreter, replaced by this node's; `env`: the driver's forwarded settings)
+        and return (exit code, output tail)."""
         job_dir = Path(tempfile.mkdtemp(dir=self.tmp))
-        for i, (name, data) in files.items():
-            (job_dir / name).write_bytes(data)
-            argv[i] = str(job_dir / name)
+        argv = unship(argv, files, job_dir, own_python)
         log_path = job_dir / "worker.log"
         log_path.write_text(self.header)
         self.done.clear()
-        self.warm.launch("job", argv, log_path, self.env, cwd if os.path.isdir(cwd) else str(job_dir))
+        self.warm.launch("job", argv, log_path, {**(env or {}), **self.env}, cwd if os.path.isdir(cwd) else str(job_dir))
         rc = None
         try:
             while rc is None:
@@ -128,8 +126,7 @@ class RayBackend:
 
     # ------------------------------------------------------------ jobs
     def launch(self, job: Job, slot: Slot, argv: list[str]) -> None:
-        files = {i: (Path(a).name, Path(a).read_bytes()) for i, a in enumerate(argv) if i > 0 and os.path.isfile(a)}  # isfile: False for any non-path
-        ref = self.actors[slot.index].run.remote(argv, files, argv[0] == sys.executable, str(Path.cwd()))
+        ref = self.actors[slot.index].run.remote(argv, ship_files(argv), argv[0] == sys.executable, str(Path.cwd()), forwarded_env())
         self.running[ref] = (job, slot.index)
 
     def _collect(self, ref: ray.ObjectRef) -> tuple[Job, int]:

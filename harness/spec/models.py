@@ -222,15 +222,32 @@ class WhenBranch(Strict):
     grid: dict[str, AxisValues] = Field(default_factory=dict)
 
 
-BACKENDS = ("local", "ray")  # harness.backends implements each
+BACKENDS = ("local", "ray", "slurm")  # harness.backends implements each
+
+
+class SlurmSpec(Strict):
+    """Where and how the `slurm` backend submits (sbatch options; `key.path=value` overrides on the command
+    line set them too, e.g. `scheduler.slurm.partition=gpu`)."""
+
+    partition: Optional[str] = None
+    time_min: int = Field(60, ge=1, description="time limit of one run's job, minutes")
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    mem_gb: Optional[float] = Field(None, gt=0)
+    gpus: bool = Field(False, description="each run asks a GPU share: a whole GPU (slots_per_gpu 1) or one GRES shard")
+    array: bool = Field(True, description="submit the runs that start together as one job array")
+    folder: Optional[str] = Field(None, description="submitit's job folder (shared by the nodes); null = the suite's log dir")
+    max_requeues: int = Field(3, ge=0, description="time-outs a job may be requeued after (resuming from its checkpoint)")
+    sbatch: dict[str, Union[str, int, bool]] = Field(default_factory=dict, description="any other sbatch option, e.g. {constraint: a100}")
 
 
 class SchedulerSpec(Strict):
-    workers: Optional[int] = Field(None, ge=1, description="CPU worker processes; null = number of cores")
+    workers: Optional[int] = Field(None, ge=1, description="CPU worker processes (slurm: jobs in flight); null = number of cores")
     slots_per_gpu: int = Field(1, ge=1)
     max_retries: int = Field(0, ge=0)
-    backend: Literal[BACKENDS] = Field("local", description="local warm workers, or a warm worker actor per slot on Ray")
+    backend: Literal[BACKENDS] = Field("local", description="local warm workers, a warm worker actor per slot on Ray, or a SLURM job per run")
     ray_address: Optional[str] = Field(None, description="address of a running Ray cluster (e.g. 'auto'); null = start a local one")
+    slurm: SlurmSpec = SlurmSpec()
 
 
 def _unique_seeds(v: list[int] | None) -> list[int] | None:

@@ -12,6 +12,7 @@ import os
 import platform
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,10 @@ from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+from harness.track.retry import MLFLOW_HTTP_DEFAULTS, ORCHESTRATOR_FACTOR, RetryingClient, TrackingUnavailable  # noqa: E402,F401
+
+for _key, _value in MLFLOW_HTTP_DEFAULTS.items():  # short HTTP retries per call; harness.track.retry does the rest
+    os.environ.setdefault(_key, _value)
 
 import mlflow  # noqa: E402
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag  # noqa: E402
@@ -32,6 +37,8 @@ from harness.store import StoreLayout, default_uri  # noqa: E402,F401  (default_
 from harness.tags import Kind, Outcome, Status, Tag  # noqa: E402
 from harness.track import sql  # noqa: E402
 from harness.track.template import create_from_template  # noqa: E402
+
+CHECKPOINT_ARTIFACT_DIR = "resume"  # a server store's resume checkpoints: artifacts of the attempt that saved them
 
 STORE_MODULES = (  # imported by MLflow on a client's first use: ~1.5 s that a warm worker pays once, not per run
     "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.tracking.sqlalchemy_workspace_store",
@@ -99,13 +106,18 @@ class RunRecord:
 
 
 class Tracker:
-    def __init__(self, uri: str | None = None) -> None:
+    """`deadline_factor`: a server store's calls retry for this many times $HARNESS_TRACKING_DEADLINE_S
+    (harness.track.retry; the orchestrator's default, 3; a worker's RunLog: 1)."""
+
+    def __init__(self, uri: str | None = None, deadline_factor: float = ORCHESTRATOR_FACTOR) -> None:
         self.uri = uri or default_uri()
         self.layout = StoreLayout.from_uri(self.uri)
         with self.layout.schema_lock():
             if self.layout.sqlite_db is not None:
                 create_from_template(self.layout.sqlite_db)  # a new store: a copy of a migrated one (track/template.py)
-            self.client = MlflowClient(tracking_uri=self.uri)
+            client = MlflowClient(tracking_uri=self.uri)
+        # a server may be down for a while (restarted, its database restarting): calls retry until a deadline
+        self.client = RetryingClient(client, self.uri, deadline_factor) if self.layout.is_server else client
 
     # ------------------------------------------------------------ parent-side
     def setup(self) -> None:
@@ -184,6 +196,33 @@ class Tracker:
             return Path(self.client.download_artifacts(mlflow_id, "model.pt", str(folder)))
         except (OSError, MlflowException) as e:
             raise TrackingError(f"run {mlflow_id} (run_id {run_id}) has no model.pt to start from: {e}") from e
+
+    # ------------------------------------------------------------ resume checkpoints kept in the store
+    def checkpoints(self, suite: str, run_id: str) -> list[tuple[str, int]]:
+        """(mlflow id, step) of each attempt of `run_id` holding a resume checkpoint (tag checkpoint_step,
+        artifact resume/resume.pt), the furthest (then newest) first."""
+        exp_id = self.experiment_id(suite)
+        if exp_id is None:
+            return []
+        found = [(int(r.data.tags[Tag.CHECKPOINT_STEP]), r.info.start_time, r.info.run_id)
+                 for r in self._search(exp_id, f"tags.`{Tag.RUN_ID}` = '{run_id}'")
+                 if r.data.tags.get(Tag.CHECKPOINT_STEP, "").isdigit()]
+        return [(mlflow_id, step) for step, _, mlflow_id in sorted(found, reverse=True)]
+
+    def download_checkpoint(self, mlflow_id: str, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(mlflow_id, f"{CHECKPOINT_ARTIFACT_DIR}/resume.pt", str(folder)))
+
+    def drop_checkpoint(self, mlflow_id: str) -> None:
+        """The run is over: its checkpoint is no longer offered (tag removed) and its file deleted."""
+        self.client.delete_tag(mlflow_id, Tag.CHECKPOINT_STEP)
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(self.client.get_run(mlflow_id).info.artifact_uri)
+        try:
+            repo.delete_artifacts(CHECKPOINT_ARTIFACT_DIR)
+        except (OSError, MlflowException, NotImplementedError) as e:  # the tag is gone: nothing will resume from it
+            print(f"[tracking] checkpoint of run {mlflow_id} not deleted from the artifact store: {e}", file=sys.stderr)
 
     def history(self, mlflow_id: str, keys: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
         """(step, value) pairs of each metric along a run (for curves over training)."""
@@ -317,10 +356,11 @@ class RunLog:
 
     def __init__(self, uri: str, mlflow_id: str, flush_every: int = 500) -> None:
         t0 = time.perf_counter()
-        self.tracker = Tracker(uri)
+        self.tracker = Tracker(uri, deadline_factor=1.0)
         self.id = mlflow_id
         self.flush_every = flush_every
         self._buf: list[Metric] = []
+        self._logged: dict[str, int] = {}  # metric -> last step already in the store (a run resumed in place)
         self.seconds = time.perf_counter() - t0
 
     @contextmanager
@@ -345,7 +385,7 @@ class RunLog:
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         ts = int(time.time() * 1000)
-        self._buf += [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        self._buf += [Metric(k, float(v), ts, step) for k, v in metrics.items() if step > self._logged.get(k, -1)]
         if len(self._buf) >= self.flush_every:
             self.flush()
 
@@ -371,13 +411,22 @@ class RunLog:
         self.flush()
         return len(points)
 
+    def reopen(self) -> None:
+        """This run is started again in place (a requeued SLURM job): RUNNING again, and the points it
+        already logged are not logged twice (a run resumed from its checkpoint is bit-identical)."""
+        client = self.tracker.client
+        with self._timed():
+            client.update_run(self.id, status=Status.RUNNING.value)
+            self._logged = {k: max(m.step for m in client.get_metric_history(self.id, k))
+                            for k in client.get_run(self.id).data.metrics}
+
     def log_text(self, text: str, artifact_file: str) -> None:
         with self._timed():
             self.tracker.log_text(self.id, text, artifact_file)
 
-    def log_artifact(self, path: Path) -> None:
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         with self._timed():
-            self.tracker.client.log_artifact(self.id, str(path))
+            self.tracker.client.log_artifact(self.id, str(path), artifact_path)
 
     def finish(self, status: str) -> None:
         self.flush()

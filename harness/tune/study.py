@@ -45,8 +45,9 @@ INTERRUPTED = "interrupted"  # user attr of a trial whose process died or was st
 
 
 def default_storage(tracking_uri: str) -> str:
-    """A journal file next to a sqlite MLflow store, else under ./.harness/."""
-    return str(StoreLayout.from_uri(tracking_uri).journal)
+    """A journal file next to a sqlite MLflow store; for a server store its shared database
+    ($HARNESS_DATABASE_URL, RDB storage) if set, else a journal under ./.harness/."""
+    return StoreLayout.from_uri(tracking_uri).optuna_storage
 
 
 def build_sampler(spec: SamplerSpec) -> optuna.samplers.BaseSampler:

@@ -23,9 +23,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def open_storage(storage: str) -> Any:
-    """A URL (`sqlite:///...`, `postgresql://...`) goes to Optuna as is; a path is a journal file."""
+    """A URL (`sqlite:///...`, `postgresql://...`) is an RDB storage (connections checked before use, so a
+    database restarted since the last call is reconnected to); a path is a journal file."""
     if "://" in storage:
-        return storage
+        return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True})
     Path(storage).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(storage))
 

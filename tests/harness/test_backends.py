@@ -27,7 +27,7 @@ def test_scheduler_backend_is_validated(root):
     loaded, _ = load_and_expand(str(root / "suites" / "smoke.yaml"), ["scheduler.backend=ray", "scheduler.ray_address=auto"])
     assert loaded.spec.scheduler.backend == "ray" and loaded.spec.scheduler.ray_address == "auto"
     with pytest.raises(SpecError, match="scheduler.backend"):
-        load_and_expand(str(root / "suites" / "smoke.yaml"), ["scheduler.backend=slurm"])
+        load_and_expand(str(root / "suites" / "smoke.yaml"), ["scheduler.backend=dask"])
 
 
 def test_ray_backend_without_ray_is_a_one_line_error(root, tmp_path, monkeypatch, capsys):

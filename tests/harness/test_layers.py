@@ -24,6 +24,7 @@ ONLY_IN = {
     "mlflow": ["harness.track"],
     "optuna": ["harness.tune"],
     "ray": ["harness.backends.ray_backend"],
+    "submitit": ["harness.backends.slurm"],
 }
 
 
