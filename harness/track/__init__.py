@@ -218,7 +218,7 @@ class Tracker:
         self.client.delete_tag(mlflow_id, Tag.CHECKPOINT_STEP)
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        repo = get_artifact_repository(self.client.get_run(mlflow_id).info.artifact_uri)
+        repo = get_artifact_repository(self.client.get_run(mlflow_id).info.artifact_uri, tracking_uri=self.uri)
         try:
             repo.delete_artifacts(CHECKPOINT_ARTIFACT_DIR)
         except (OSError, MlflowException, NotImplementedError) as e:  # the tag is gone: nothing will resume from it

@@ -42,10 +42,15 @@ def test_a_suite_as_slurm_jobs_with_scancel_and_requeue(team, slurm_cluster, tmp
     assert "_" in job_of(cancelled)  # the wave went in as one job array
     subprocess.run(["scancel", job_of(cancelled)], check=True, timeout=30)
     subprocess.run(["scontrol", "requeue", job_of(requeued)], check=True, timeout=30)  # what preemption (REQUEUE) does
-    # SLURM holds a requeued job for ~2 minutes (its EligibleTime); a preempting cluster would start it when
-    # resources free up: release it now
-    wait_for(lambda: subprocess.run(["scontrol", "update", f"jobid={job_of(requeued)}", "StartTime=now"],
-                                    capture_output=True, timeout=30).returncode == 0, 30, "the requeued job to be pending")
+    # SLURM holds a requeued job for ~2 minutes (its BeginTime, set when it is back in the queue); a preempting
+    # cluster would start it when resources free up: release it now, once it is pending (an update made while
+    # it is still completing is accepted, then overwritten by the requeue: measured, a 2 min 40 s wait)
+    def pending() -> bool:
+        state = subprocess.run(["squeue", "-h", "-j", job_of(requeued), "-o", "%T"], capture_output=True, text=True, timeout=30)
+        return state.stdout.split() == ["PENDING"]
+
+    wait_for(pending, 60, "the requeued job to be pending", poll=0.2)
+    subprocess.run(["scontrol", "update", f"jobid={job_of(requeued)}", "StartTime=now"], check=True, timeout=30)
     assert proc.wait(timeout=300) == 0, output(proc)
 
     done = finished_once_each(team, "tslurm", 2)
