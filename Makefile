@@ -59,9 +59,17 @@ status: install ## per run of a suite: finished / stale / failed / running / mis
 lint: install ## ruff: pyflakes, bugbear, isort, pyupgrade (pyproject.toml [tool.ruff])
 	$(VENV)/bin/ruff check .
 
-test: install lint ## all tests CI needs (lint, validate, unit + end-to-end)
+# Tests that mostly wait (on Ray nodes, the MLflow server, PostgreSQL, outages, leases, SLURM): `make test` runs
+# them in a pytest process of their own, beside the rest; their output follows the rest's.
+WAITING_TESTS := tests/harness/test_ray.py tests/harness/test_team.py tests/harness/test_slurm.py
+
+test: install lint ## all tests CI needs (lint, validate, unit + end-to-end; the waiting ones beside the rest)
 	$(VENV)/bin/harness validate
-	$(PY) -m pytest -q --durations=15
+	@log=$$(mktemp); base=$$(mktemp -d); \
+	$(PY) -m pytest -q --durations=5 --basetemp=$$base $(WAITING_TESTS) > $$log 2>&1 & waiting=$$!; \
+	$(PY) -m pytest -q --durations=15 $(addprefix --ignore=,$(WAITING_TESTS)); rest=$$?; \
+	wait $$waiting; w=$$?; echo "--- $(WAITING_TESTS):"; cat $$log; \
+	echo "pytest exit codes: the rest $$rest, the waiting tests $$w"; test $$rest -eq 0 -a $$w -eq 0
 
 test-fast: install ## unit tests only
 	$(PY) -m pytest -q -m "not slow"
