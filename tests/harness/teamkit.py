@@ -19,8 +19,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scale"))
 
+from faultkit import expected_steps, output, wait_for  # noqa: E402,F401  (the fault tests' helpers, re-exported)
 from team import Team  # noqa: E402
-from test_faults import expected_steps, output, wait_for  # noqa: E402,F401  (the fault tests' helpers, re-exported)
 
 LEASE_TTL_S = 20  # short, so that a dead holder's lease expires in seconds; longer than a CLI's start-up
 # (also when `make test` runs the rest of the tests beside these)

@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import child_runs, cli
+from faultkit import expected_steps, output, wait_for
 
 from harness.state import SuiteBusy, SuiteLock, state_dir
 from harness.track import Tracker
@@ -35,20 +35,6 @@ def start(root: Path, cwd: Path, *args: str) -> subprocess.Popen:
     proc.log_path = Path(log.name)
     log.close()
     return proc
-
-
-def output(proc: subprocess.Popen) -> str:
-    return proc.log_path.read_text()
-
-
-def wait_for(cond, timeout: float, what: str, poll: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def children_of(pid: int) -> list[int]:
@@ -231,14 +217,6 @@ def test_interrupt_stops_workers_and_marks_runs_killed(root, tmp_path, sig):
         rerun = Tracker(f"sqlite:///{tmp_path}/mlflow.db").client.get_run(done[victim.data.tags["run_id"]])
         assert int(rerun.data.tags["resumed_from_step"]) >= 10
         assert not list(ckpts.glob("*/resume.pt"))  # removed once the runs finished
-
-
-def expected_steps(key: str, steps: int, log_every: int, eval_every: int) -> list[int]:
-    if key.startswith("train/"):
-        return sorted({1, *range(log_every, steps + 1, log_every)})
-    if key in ("n_params", "time/train_seconds") or key.startswith("throughput/"):  # logged once, at the end
-        return [steps]
-    return sorted({*range(eval_every, steps + 1, eval_every), steps})
 
 
 @pytest.mark.slow
