@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -365,10 +365,12 @@ class RunLog:
 
     @contextmanager
     def _timed(self) -> Iterator[None]:
-        """Time a tracking call, with SIGTERM held back until it returns (_sigterm_held)."""
+        """Time a tracking call; on a sqlite store, with SIGTERM held back until it returns (_sigterm_held).
+        A server store holds no lock in this process, and its calls may retry for minutes through an outage
+        (harness.track.retry): there a SIGTERM still ends the call at once."""
         t0 = time.perf_counter()
         try:
-            with _sigterm_held():
+            with _sigterm_held() if self.tracker.layout.sqlite_db is not None else nullcontext():
                 yield
         finally:
             self.seconds += time.perf_counter() - t0
