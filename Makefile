@@ -8,7 +8,7 @@ PROFILE ?=
 WORKERS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help install suite validate expand tune report results status lint test test-fast bench ui dashboard install-scale team-up team-down clean
+.PHONY: help install suite validate expand tune report results status lint test test-fast fuzz bench ui dashboard install-scale team-up team-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -59,17 +59,28 @@ status: install ## per run of a suite: finished / stale / failed / running / mis
 lint: install ## ruff: pyflakes, bugbear, isort, pyupgrade (pyproject.toml [tool.ruff])
 	$(VENV)/bin/ruff check .
 
-# Tests that mostly wait (on Ray nodes, the MLflow server, PostgreSQL, outages, leases, SLURM): `make test` runs
-# them in a pytest process of their own, beside the rest; their output follows the rest's.
+# `make test` runs two pytest processes side by side, so both cores stay busy (most tests use one):
+#   1. the end-to-end tests (marker `slow`: real CLI, MLflow, worker processes);
+#   2. the tests that mostly wait (on Ray nodes, the MLflow server, PostgreSQL, outages, leases, SLURM), then the
+#      unit tests and the fuzzer.  Its output follows the first's.
 WAITING_TESTS := tests/harness/test_ray.py tests/harness/test_team.py tests/harness/test_slurm.py
+NOT_WAITING := $(addprefix --ignore=,$(WAITING_TESTS))
 
-test: install lint ## all tests CI needs (lint, validate, unit + end-to-end; the waiting ones beside the rest)
+test: install lint ## all tests CI needs (lint, validate, unit + end-to-end + fuzz, in two processes)
 	$(VENV)/bin/harness validate
-	@log=$$(mktemp); base=$$(mktemp -d); \
-	$(PY) -m pytest -q --durations=5 --basetemp=$$base $(WAITING_TESTS) > $$log 2>&1 & waiting=$$!; \
-	$(PY) -m pytest -q --durations=15 $(addprefix --ignore=,$(WAITING_TESTS)); rest=$$?; \
-	wait $$waiting; w=$$?; echo "--- $(WAITING_TESTS):"; cat $$log; \
-	echo "pytest exit codes: the rest $$rest, the waiting tests $$w"; test $$rest -eq 0 -a $$w -eq 0
+	@t0=$$SECONDS; log=$$(mktemp); base=$$(mktemp -d); \
+	( $(PY) -m pytest -q --durations=5 --basetemp=$$base/waiting $(WAITING_TESTS); w=$$?; \
+	  echo "[+$$((SECONDS - t0)) s] the unit tests and the fuzzer:"; \
+	  $(PY) -m pytest -q --durations=5 --basetemp=$$base/unit -m "not slow" $(NOT_WAITING); u=$$?; \
+	  echo "[+$$((SECONDS - t0)) s] done"; exit $$((w | u)) ) > $$log 2>&1 & second=$$!; \
+	$(PY) -m pytest -q --durations=15 -m slow $(NOT_WAITING); first=$$?; \
+	echo "[+$$((SECONDS - t0)) s] end-to-end tests done; the waiting tests, then the unit tests and the fuzzer:"; \
+	wait $$second; second=$$?; cat $$log; \
+	echo "pytest exit codes: end-to-end $$first, waiting + unit + fuzz $$second ($$((SECONDS - t0)) s)"; \
+	test $$first -eq 0 -a $$second -eq 0
+
+fuzz: install ## the validation fuzzer at full depth: 8 mutants per (suite, kind) instead of make test's 2
+	HARNESS_FUZZ_MUTANTS=8 $(PY) -m pytest -q tests/harness/test_fuzz.py
 
 test-fast: install ## unit tests only
 	$(PY) -m pytest -q -m "not slow"

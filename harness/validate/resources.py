@@ -24,8 +24,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ TINY_BATCH = 2  # rows of the dry training step
 MAX_TOKENS = 2**20  # longest sequence a token task may ask for (the dry step's activations grow with it)
 LAZY_IMPORT = "torch._dynamo"  # imported by some meta decompositions on first use (see _count_within_deadline)
 META_SECONDS = 5.0  # a model or method that takes longer to build on the meta device is refused (e.g. 10^6 layers)
+REAL_SECONDS = 60.0  # the same for the real build of a model the meta device could not size
 GIB = 2**30
 FAKE_GPU_MEMORY_ENV = "HARNESS_FAKE_GPU_MEMORY"  # tests only: bytes of a pretend GPU (runs are placed on it)
 
@@ -115,23 +117,39 @@ class _TooSlow(BaseException):
 
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Raise _TooSlow after `seconds` (SIGALRM; only in the main thread, elsewhere no limit)."""
+    """Raise _TooSlow after `seconds` (SIGALRM; only in the main thread, elsewhere no limit).  A timer already
+    armed by the caller (pytest-timeout's, a user's `signal.alarm`) is kept: when it is due first, its own
+    handler runs at its time, and whatever it has left is re-armed afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    outer_left, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    start = time.monotonic()
+    outer_due = [bool(outer_left) and outer_left < seconds]  # the caller's timer strikes first
 
     def on_alarm(signum: int, frame: object) -> None:
-        raise _TooSlow()
+        if not outer_due[0]:
+            raise _TooSlow()
+        outer_due[0] = False
+        signal.setitimer(signal.ITIMER_REAL, max(seconds - (time.monotonic() - start), 1e-3))  # ours, still running
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # the caller armed a timer with the default action: the process ends
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGALRM)
 
     grad = torch.is_grad_enabled()  # the alarm may land between a no_grad block's enter and its try: restore it
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, outer_left if outer_due[0] else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         torch.set_grad_enabled(grad)
+        left = outer_left - (time.monotonic() - start)
+        if outer_left and left > 0:  # the caller's timer, with what it has left
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
 class _NoRandomInit(TorchFunctionMode):
@@ -287,8 +305,13 @@ def dry_build(config: RunConfig, slots_per_gpu: int = 1, task: Task | None = Non
         if counted is not None:
             params, trainable, weights, trained = counted
             check_fits(config, Resources(params, trainable, weights, states * trained, 0, data, device, budget, host))
-        model = _build(MODELS, "model", config, task)
-        method = _build(METHODS, "method", config, model, task)
+        try:  # unsized (the meta build failed): the real build is bounded in time instead
+            with _deadline(REAL_SECONDS) if counted is None else nullcontext():
+                model = _build(MODELS, "model", config, task)
+                method = _build(METHODS, "method", config, model, task)
+        except _TooSlow:
+            raise BuildError(blame(config, ("model", "method")), f"building model '{config.model.name}' and method "
+                             f"'{config.method.name}' took over {REAL_SECONDS:g} s on the CPU: too large") from None
         params, trainable, weights, trained = _counts(method.module)
         try:
             activations = step_activations(method, task, config.training.micro_batch_size or config.training.batch_size)

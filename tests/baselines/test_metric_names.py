@@ -13,10 +13,11 @@ from harness.validate.resources import dry_build
 
 ONLY_AT_THE_END = {"time/train_seconds", "n_params", "train/diverged_at_step"}  # logged by run_one, not by fit
 TINY = ["defaults.training.steps=2", "defaults.training.batch_size=8", "defaults.evaluation.every=1"]
+TINY_VIT = [*TINY, "defaults.model.d_model=16", "defaults.model.n_heads=2"]  # the names do not depend on the width
 CASES = {  # method@suite -> overrides that make it tiny; every mask sampler of the suite's runs is checked
     "supervised@smoke": ["defaults.training.steps=2", "defaults.evaluation.every=1"],
-    "jepa@jepa_vs_mae": TINY,
-    "mae@jepa_vs_mae": TINY,
+    "jepa@jepa_vs_mae": TINY_VIT,
+    "mae@jepa_vs_mae": TINY_VIT,
     "jepa@audio_jepa_smoke": TINY,  # multiblock, strips, curriculum and its inverse
     "jepa@tabular_jepa_smoke": TINY,  # feature-subset masks, the 256-label probes
     "act@policy_jepa_smoke": TINY,  # every auxiliary objective (none, latent, raw)

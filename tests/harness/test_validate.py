@@ -153,3 +153,37 @@ def test_expand_shows_parameters_dropped_fields_and_finished_runs(tmp_path, caps
     capsys.readouterr()
     assert main(["expand", SMOKE, "--tracking-uri", f"sqlite:///{tmp_path}/none/mlflow.db"]) == 0
     assert not (tmp_path / "none").exists()  # expand writes no store
+
+
+def test_the_build_deadline_keeps_a_timer_the_caller_armed():
+    """The meta build's SIGALRM deadline restores an outer timer (pytest-timeout's): with what it has left, and
+    when the outer one is due first, its handler runs at its own time while the deadline goes on."""
+    import signal
+    import time
+
+    from harness.validate.resources import _deadline, _TooSlow
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(time.monotonic()))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30.0)
+        with _deadline(0.05):
+            pass
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 29.0 < left <= 30.0 and not fired  # still armed after the deadline, minus the time it took
+        with pytest.raises(_TooSlow):  # the deadline itself still strikes under an outer timer due later
+            with _deadline(0.1):
+                time.sleep(5)
+        assert 29.0 < signal.getitimer(signal.ITIMER_REAL)[0] and not fired
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        start = time.monotonic()
+        with pytest.raises(_TooSlow):  # the outer one is due first: it fires, then the deadline at 0.3 s
+            with _deadline(0.3):
+                while time.monotonic() - start < 5:
+                    time.sleep(0.01)
+        took = time.monotonic() - start
+        assert len(fired) == 1 and fired[0] - start < 0.2 and 0.25 < took < 1.0, (fired, took)
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0.0  # spent: nothing re-armed
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
