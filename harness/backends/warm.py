@@ -39,6 +39,7 @@ WARM_MODULES = (WORKER_MODULE, "hydra_plugins.harness_launcher.job")
 TRIAL_MODULES = ["harness.tune.trial"]  # what a tuning trial imports beyond a run (optuna): WarmWorkers.preload
 WARM_COMMAND = "from harness.backends.warm import main; main()"  # not -m: the package imports this module
 WARM_ENV = {"JE_ARROW_MALLOC_CONF": "background_thread:false"}  # pyarrow's jemalloc starts no thread
+TEMP_LOG_ENV = "HARNESS_WARM_TEMP_LOG"  # a temp log's path: the warm process removes it at exit while it is empty
 GRACE_S = 5.0
 EXIT_TERMINATED = 128 + signal.SIGTERM
 WARM_DIED = -int(signal.SIGKILL)  # exit code of the jobs in flight when the warm process itself died
@@ -73,7 +74,8 @@ class WarmWorkers:
         if self.proc is not None and self.proc.poll() is None:
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **SINGLE_THREAD_ENV, **WARM_ENV, **self.env, PARENT_PID_ENV: str(os.getpid())}
+        env = {**os.environ, **SINGLE_THREAD_ENV, **WARM_ENV, **self.env, PARENT_PID_ENV: str(os.getpid()),
+               **({TEMP_LOG_ENV: str(self.log_path)} if self.temporary else {})}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", WARM_COMMAND], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
@@ -358,6 +360,7 @@ def main() -> None:
     set_parent_death_signal(signal.SIGTERM)
     launcher = os.environ.get(PARENT_PID_ENV)
     if launcher is not None and os.getppid() != int(launcher):
+        _drop_empty_temp_log()
         os._exit(EXIT_TERMINATED)  # the launcher died before we asked to die with it
     events = os.fdopen(os.dup(1), "w")  # the protocol; the process's own stdout goes to its log (stderr)
     os.dup2(2, 1)
@@ -366,5 +369,19 @@ def main() -> None:
     code = serve(0, events)
     sys.stdout.flush()
     sys.stderr.flush()
+    _drop_empty_temp_log()
     os._exit(code)  # no interpreter teardown (torch's and mlflow's take ~2 s): nothing is left to flush
 
+
+def _drop_empty_temp_log() -> None:
+    """Remove this process's temp log (TEMP_LOG_ENV) if nothing was written to it.  The launcher does it on
+    close; this covers a launcher that never closed us (SIGKILLed), whose temp logs were otherwise left behind."""
+    path = os.environ.get(TEMP_LOG_ENV)
+    if path is None:
+        return
+    try:
+        log, ours = os.stat(path), os.fstat(2)
+    except FileNotFoundError:  # the launcher removed it already
+        return
+    if log.st_size == 0 and (log.st_dev, log.st_ino) == (ours.st_dev, ours.st_ino):
+        os.unlink(path)

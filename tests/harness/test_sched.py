@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.backends import Job, Pool, Slot, make_slots
 from harness.backends.local import LocalBackend
 
@@ -122,3 +124,47 @@ def test_warm_process_outlives_its_jobs_when_eof_and_sigterm_race(tmp_path: Path
     assert stopped.read_text() == "stopped"  # the job finished stopping before its warm process exited
     assert not os.path.exists(f"/proc/{job}")  # and was reaped
     warm.proc.stdout.close()
+
+
+LAUNCHER = """
+import sys, time
+from harness.backends.warm import WarmWorkers
+warm = WarmWorkers.temporary_log().start()
+while not warm.ready:
+    warm.running.add("-")  # events() reads only while a job is in flight
+    warm.events(0.1)
+print(warm.log_path, warm.proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("written", [False, True], ids=["empty", "written"])
+def test_a_sigkilled_launchers_empty_temp_warm_log_is_removed(root: Path, written: bool):
+    """A launcher SIGKILLed never closes its warm process: the warm process (PR_SET_PDEATHSIG) removes its own
+    temp log on the way out while it is empty, and keeps one something was written to."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE, text=True, env=env)
+    log, pid = launcher.stdout.readline().split()
+    log, pid = Path(log), int(pid)
+    assert log.exists() and log.stat().st_size == 0
+    if written:
+        log.write_text("a traceback worth keeping\n")
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait(timeout=30)
+    def alive() -> bool:  # a zombie (no reaper in a container's pid 1) has exited
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive()  # the warm process died with its launcher
+    assert log.exists() == written
+    log.unlink(missing_ok=True)
