@@ -23,6 +23,13 @@ def test_all_repo_suites_validate(root, capsys, monkeypatch):
     assert "smoke.yaml" in capsys.readouterr().out
 
 
+def test_calibration_suites_validate(root, capsys):
+    """suites/calibration/ (runs that calibrate a paper suite, not in `harness validate`'s list) stays valid."""
+    paths = sorted((root / "suites" / "calibration").glob("*.yaml"))
+    assert paths and main(["validate", *map(str, paths)]) == 0
+    assert capsys.readouterr().out.count("ok  ") == len(paths)
+
+
 @pytest.mark.parametrize(
     "extra, expected",
     [
