@@ -125,12 +125,13 @@ def _deadline(seconds: float) -> Iterator[None]:
         return
     outer_left, outer_interval = signal.getitimer(signal.ITIMER_REAL)
     start = time.monotonic()
-    outer_due = [bool(outer_left) and outer_left < seconds]  # the caller's timer strikes first
+    outer_due = bool(outer_left) and outer_left < seconds  # the caller's timer strikes first
 
     def on_alarm(signum: int, frame: object) -> None:
-        if not outer_due[0]:
+        nonlocal outer_due
+        if not outer_due:
             raise _TooSlow()
-        outer_due[0] = False
+        outer_due = False
         signal.setitimer(signal.ITIMER_REAL, max(seconds - (time.monotonic() - start), 1e-3))  # ours, still running
         if callable(previous):
             previous(signum, frame)
@@ -140,7 +141,7 @@ def _deadline(seconds: float) -> Iterator[None]:
 
     grad = torch.is_grad_enabled()  # the alarm may land between a no_grad block's enter and its try: restore it
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, outer_left if outer_due[0] else seconds)
+    signal.setitimer(signal.ITIMER_REAL, outer_left if outer_due else seconds)
     try:
         yield
     finally:

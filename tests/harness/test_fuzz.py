@@ -28,7 +28,6 @@ from harness.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = sorted(p.name for p in (ROOT / "suites").glob("*.yaml"))
 PER_KIND = int(os.environ.get("HARNESS_FUZZ_MUTANTS", "2"))  # mutants per (suite, kind): 2 in `make test`, 8 in `make fuzz`
-pytestmark = pytest.mark.fuzz
 MARKER = "PWNED"  # a python tag that ran would create this file next to the suites
 
 SCALARS = [

@@ -156,6 +156,7 @@ def test_a_sigkilled_launchers_empty_temp_warm_log_is_removed(root: Path, writte
         log.write_text("a traceback worth keeping\n")
     launcher.send_signal(signal.SIGKILL)
     launcher.wait(timeout=30)
+
     def alive() -> bool:  # a zombie (no reaper in a container's pid 1) has exited
         try:
             return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
