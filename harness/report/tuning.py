@@ -16,8 +16,8 @@ def tuning_section(summaries: Sequence[StudySummary]) -> Section:
         rows.append([f"{s.stage}/{s.block}" if s.stage else s.block, s.cell, f"{s.complete} / {s.pruned} / {s.failed - s.interrupted}", best,
                      show_params(s.best_params) or "–", s.spread(), separation(s), s.study])
     note = ("Trials per cell: complete / pruned / failed (trials interrupted by a stopped orchestrator are redone and not "
-            "counted). The final runs of each cell use its best params (MLflow tags `tuned.<path>`). Trial values: the "
-            "objective's range over the complete trials, each one training seed; separated: FLAT when every trial scored "
+            "counted). The final runs of each cell use its best params (MLflow tags `tuned.<path>`). Trial values: each "
+            "complete trial's params and objective (a study of more than 6: the objective's range), each one training seed; separated: FLAT when every trial scored "
             "the same (the pick is arbitrary), else the gap from the best to the next trial: a gap smaller than the seed "
             "spread of the final runs (the tables' intervals) does not separate them either.")
     return Section("Tuning: best params per cell", ["block", "cell", "trials", "best value", "best params", "trial values",

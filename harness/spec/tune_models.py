@@ -3,6 +3,7 @@ config paths), objective, trial count, sampler, pruner, and the cells a block ap
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, model_validator
@@ -65,7 +66,10 @@ Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discrimin
 
 
 class SamplerSpec(Strict):
-    name: Literal["tpe", "random"] = "tpe"
+    """`grid` tries every point of the space once (categorical and int params only; `trials` = the number of
+    points), in the order the space lists them: a sweep, resumable like any study."""
+
+    name: Literal["tpe", "random", "grid"] = "tpe"
     seed: int = 0
     startup_trials: int = Field(5, ge=0, description="TPE: random trials before the model kicks in")
 
@@ -95,3 +99,20 @@ class TuneSpec(Strict):
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
     storage: Optional[str] = Field(None, description="Optuna storage URL or journal file (default: next to the MLflow store)")
+
+    @model_validator(mode="after")
+    def _grid(self) -> TuneSpec:
+        if self.sampler.name != "grid":
+            return self
+        for path, p in self.space.items():
+            if isinstance(p, FloatParam):
+                raise ValueError(f"the grid sampler takes categorical or int params; '{path}' is a float range (list its values as choices)")
+        if self.trials != len(self.grid()):
+            raise ValueError(f"the grid has {len(self.grid())} points; set trials: {len(self.grid())}")
+        return self
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every point of a categorical / int space, first path slowest."""
+        axes = {path: p.choices if isinstance(p, CategoricalParam) else list(range(p.low, p.high + 1, p.step))
+                for path, p in self.space.items() if not isinstance(p, FloatParam)}
+        return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]

@@ -41,6 +41,7 @@ from harness.tags import Kind, Outcome, Status, Tag
 from harness.track import Tracker
 from harness.tune.trial import TrialRef, build_pruner, open_storage
 
+SHOWN = 6  # a study of at most this many complete trials lists each one in the report and on the CLI
 INTERRUPTED = "interrupted"  # user attr of a trial whose process died or was stopped: redone, not counted
 
 
@@ -51,7 +52,7 @@ def default_storage(tracking_uri: str) -> str:
 
 
 def build_sampler(spec: SamplerSpec) -> optuna.samplers.BaseSampler:
-    if spec.name == "random":
+    if spec.name in ("random", "grid"):  # grid: every trial's params are enqueued (enqueue_grid), none is sampled
         return optuna.samplers.RandomSampler(seed=spec.seed)
     return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=spec.startup_trials)
 
@@ -96,6 +97,7 @@ class StudySummary:
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
     values: list[float] = field(default_factory=list)  # objective of every complete trial
+    points: list[tuple[dict[str, Any], float]] = field(default_factory=list)  # (params, objective) of the complete trials
 
     @property
     def flat(self) -> bool:
@@ -112,7 +114,11 @@ class StudySummary:
         return abs(self.best_value - rest[1])
 
     def spread(self) -> str:
-        return f"{min(self.values):.4g}..{max(self.values):.4g}" if self.values else "–"
+        """A short sweep (<= SHOWN complete trials) shows every trial as `params: value`, ordered by params; a longer
+        study the range of its objective."""
+        if len(self.points) <= SHOWN:
+            return ", ".join(f"{show_params(p)}: {v:.4g}" for p, v in sorted(self.points, key=lambda pv: list(pv[0].values()))) or "–"
+        return f"{min(self.values):.4g}..{max(self.values):.4g}"
 
     @property
     def used(self) -> int:
@@ -130,6 +136,7 @@ def summarize(study: optuna.Study, block: TuneSpec, cell: Cell, scope: TuneScope
         if t.state == TrialState.COMPLETE:
             s.complete += 1
             s.values.append(float(t.value))
+            s.points.append((dict(t.params), float(t.value)))
         elif t.state == TrialState.PRUNED:
             s.pruned += 1
         elif t.state == TrialState.FAIL:
@@ -138,6 +145,15 @@ def summarize(study: optuna.Study, block: TuneSpec, cell: Cell, scope: TuneScope
     if s.complete:
         s.best_value, s.best_params = study.best_value, dict(study.best_params)
     return s
+
+
+def enqueue_grid(study: optuna.Study, block: TuneSpec, n: int) -> None:
+    """Queue the next `n` grid points that no trial has covered (finished, failed by the run itself, or
+    in flight); an interrupted trial's point is queued again."""
+    covered = [t.params for t in study.get_trials(deepcopy=False)
+               if t.state != TrialState.FAIL or not t.user_attrs.get(INTERRUPTED)]
+    for point in [p for p in block.grid() if p not in covered][:n]:
+        study.enqueue_trial(point)
 
 
 def _study(block: TuneSpec, cell: Cell, prefix: str, storage: str) -> optuna.Study:
@@ -252,6 +268,8 @@ class _Trials:
     def _wave(self, study: optuna.Study, scope: TuneScope, i: int, block: TuneSpec, cell: Cell, n: int) -> None:
         """Ask `n` trials, run them at once, tell each its outcome (the next wave sees them all)."""
         tracked = TrackedJobs(self.tracker, self.session.experiment_id, self._parent_run())
+        if block.sampler.name == "grid":
+            enqueue_grid(study, block, n)
         trials = {str(t.number): t for t in (study.ask(distributions(block)) for _ in range(n))}
         locate = _locate(self.loaded, scope, i, block)
         runs = {k: trial_run(cell, t.params, locate, list(scope.seeds)) for k, t in trials.items()}

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from harness.spec import SpecError, expand, load_suite
 from harness.spec.tune import cells, trial_run, tuned
 from harness.store import JOURNAL_NAME
-from harness.tune.study import apply_studies, distributions, summarize
+from harness.tune.study import INTERRUPTED, apply_studies, build_sampler, distributions, enqueue_grid, summarize
 from harness.tune.trial import ReportToTrial, TrialPruned, TrialRef, open_storage
 
 TUNE_BLOCK = """
@@ -115,6 +115,52 @@ def test_distributions_follow_the_space(root):
     loaded, _ = _expand(root / "suites" / "smoke_tune.yaml")
     (path, dist), = distributions(loaded.spec.tune[0]).items()
     assert path == "optimizer.lr" and isinstance(dist, optuna.distributions.FloatDistribution) and dist.log
+
+
+GRID = ("      optimizer.lr: {type: categorical, choices: [1.0e-3, 3.0e-3, 1.0e-2]}\n"
+        "      model.n_layers: {type: int, low: 1, high: 2}")
+
+
+def test_a_grid_block_lists_its_points_and_must_ask_for_each_once(tmp_path, root):
+    with pytest.raises(SpecError, match="the grid has 6 points; set trials: 6") as e:
+        _expand(_suite(tmp_path, root, GRID, "    sampler: {name: grid}\n"))  # trials: 2
+    assert e.value.loc.file.endswith("t.yaml") and "\n" not in str(e.value)
+    with pytest.raises(SpecError, match="'optimizer.lr' is a float range"):
+        _expand(_suite(tmp_path, root, LR, "    sampler: {name: grid}\n"))
+    path = _suite(tmp_path, root, GRID, "    sampler: {name: grid}\n")
+    path.write_text(path.read_text().replace("trials: 2", "trials: 6"))
+    loaded, runs = _expand(path)
+    block = loaded.spec.tune[0]
+    assert block.grid() == [{"optimizer.lr": lr, "model.n_layers": n} for lr in (1e-3, 3e-3, 1e-2) for n in (1, 2)]
+    assert len(cells(block, runs, loaded.spec.seeds)) == 2
+
+
+def test_enqueue_grid_covers_every_point_once_and_redoes_an_interrupted_one(tmp_path, root):
+    path = _suite(tmp_path, root, GRID.splitlines()[0], "    sampler: {name: grid}\n")
+    path.write_text(path.read_text().replace("trials: 2", "trials: 3"))
+    block = load_suite(path).spec.tune[0]
+    study = optuna.create_study(sampler=build_sampler(block.sampler), direction="maximize")
+
+    def wave(n: int) -> list[optuna.Trial]:
+        enqueue_grid(study, block, n)
+        return [study.ask(distributions(block)) for _ in range(n)]
+
+    first = wave(2)
+    assert [t.params for t in first] == [{"optimizer.lr": 1e-3}, {"optimizer.lr": 3e-3}]
+    study.tell(first[0], 1.0)
+    first[1].set_user_attr(INTERRUPTED, True)  # its worker was killed: not counted, its point is asked again
+    study.tell(first[1], state=TrialState.FAIL)
+    second = wave(2)
+    assert [t.params for t in second] == [{"optimizer.lr": 3e-3}, {"optimizer.lr": 1e-2}]
+    study.tell(second[0], state=TrialState.PRUNED)
+    study.tell(second[1], 0.5)
+    enqueue_grid(study, block, 2)
+    assert not study.get_trials(states=(TrialState.WAITING,))  # every point is covered: nothing is queued
+    assert study.best_params == {"optimizer.lr": 1e-3}
+    loaded = load_suite(path)
+    s = summarize(study, block, cells(block, expand(loaded), loaded.spec.seeds)[0])
+    assert (s.complete, s.pruned, s.interrupted, s.used, s.done) == (2, 1, 1, 3, True)
+    assert s.spread() == "optimizer.lr=0.001: 1, optimizer.lr=0.01: 0.5"  # a short sweep lists each complete trial
 
 
 # ---------------------------------------------------------------- worker side: pruning
