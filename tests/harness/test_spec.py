@@ -164,10 +164,13 @@ def test_length_generalization_suite_expansion(root):
     runs = expand(load_suite(root / "suites" / "length_generalization.yaml"))
     add = [r for r in runs if r.config.task.op == "add"]
     mul = [r for r in runs if r.config.task.op == "mul"]
-    assert len(add) == 6 * 3 and len(mul) == 6 * 2
+    assert len(add) == 6 * 3 and len(mul) == 6 * 2 + 2 * 2  # + k in {0, 50} at 16000 steps, 2 seeds
     assert {r.config.model.pos_emb for r in add} == {"abs", "rel_k", "rel_kq", "rope", "alibi", "none"}
     assert {r.config.task.priming_k for r in mul} == {0, 1, 5, 10, 25, 50}
-    assert all(r.config.task.b_digits == 1 and r.config.training.steps == 8000 for r in mul)
+    assert all(r.config.task.b_digits == 1 for r in mul)
+    longer = sorted((r.config.task.priming_k, r.config.seed) for r in mul if r.config.training.steps == 16000)
+    assert longer == [(0, 0), (0, 1), (50, 0), (50, 1)] and sum(r.config.training.steps == 8000 for r in mul) == 12
+    assert all(r.config.optimizer.warmup_steps == 100 for r in runs)
     assert all(r.config.model.rel_clip >= 2 * r.config.task.max_digits + 3 for r in runs)
 
 
@@ -180,7 +183,8 @@ def test_copying_suite_expansion_list_valued_axis_and_comparable_params(root):
     from harness.runner import build
 
     runs = expand(load_suite(root / "suites" / "copying.yaml"))
-    assert len(runs) == 2 * (4 + 2) * 2  # train lengths x (4 transformer variants + lstm + mamba) x seeds
+    assert len(runs) == 2 * (4 + 2) * 3  # train lengths x (4 transformer variants + lstm + mamba) x seeds
+    assert all(r.config.optimizer.warmup_steps == 500 for r in runs)  # every model and range: one warm-up
     assert {tuple(r.config.task.train_len) for r in runs} == {(5, 10), (5, 20)}
     assert {r.labels["task.train_len"][1] for r in runs} == {10, 20}  # a list-valued axis is a label like any other
     one = {(r.config.model.name, getattr(r.config.model, "pos_emb", None)): r for r in runs if r.config.seed == 0}
