@@ -1,8 +1,8 @@
 """`harness` command line: validate | expand | run | tune | report | results | status | ui.  Parsing, printing
 and exit codes only: what each command does is harness.pipeline.
 
-Exit codes: 0 ok; 1 failed runs (run) or a claim that FAILs or has NO DATA (report --check); 3 a claim
-INCONCLUSIVE and none failed (report --check); 2 bad input (one line `error: file:line: key.path: message`
+Exit codes: 0 ok; 1 failed runs (run) or a claim that FAILs or has NO DATA (report --check); 4 a claim
+UNTESTABLE and none failed, 3 a claim INCONCLUSIVE and none failed or untestable (report --check); 2 bad input (one line `error: file:line: key.path: message`
 on stderr, nothing written), a suite locked by a live orchestrator, or uncommitted changes with
 --require-clean; 130 / 143 interrupted by SIGINT / SIGTERM (workers stopped, their runs marked KILLED)."""
 
@@ -26,6 +26,7 @@ from harness.store import default_uri
 
 REPORTS_DIR = Path("reports")
 INCONCLUSIVE_EXIT = 3
+UNTESTABLE_EXIT = 4
 
 
 def is_override(arg: str) -> bool:
@@ -47,6 +48,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             profiles = [f"{p} {len(load_and_expand(name, overrides, p)[1])} runs" for p in suite.loaded.spec.profiles]
             print(f"ok  {suite.loaded.path}: {len(suite.runs)} runs, {len(suite.checked.configs)} configurations built, "
                   f"{shown} parameters" + (f" (profiles, expanded: {', '.join(profiles)})" if profiles else ""))
+            for w in suite.checked.warnings:
+                print(f"warning: {w}", file=sys.stderr)
         except SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             bad += 1
@@ -221,9 +224,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(result.path)
     failed = [f"{c.claim.id} ({c.status})" for c in result.claims if c.failed]
     undecided = [c.claim.id for c in result.claims if c.inconclusive]
+    untestable = [c.claim.id for c in result.claims if c.untestable]
     if args.check and failed:
         print(f"claims failed: {', '.join(failed)}", file=sys.stderr)
         return 1
+    if args.check and untestable:
+        print(f"claims untestable: {', '.join(untestable)} (the reference arms leave no room to tell the arms apart)", file=sys.stderr)
+        return UNTESTABLE_EXIT
     if args.check and undecided:
         print(f"claims inconclusive: {', '.join(undecided)} (more seeds would decide them)", file=sys.stderr)
         return INCONCLUSIVE_EXIT
@@ -291,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: optuna-journal.log next to the MLflow store)")
             p.add_argument("--reports-dir", default=str(REPORTS_DIR))
         if name == "report":
-            p.add_argument("--check", action="store_true", help="exit 1 when a claim FAILs or has NO DATA, else 3 when one is INCONCLUSIVE (for CI)")
+            p.add_argument("--check", action="store_true", help="exit 1 when a claim FAILs or has NO DATA, else 4 when one is "
+                           "UNTESTABLE, else 3 when one is INCONCLUSIVE (for CI)")
         if name == "results":
             p.add_argument("--out", default=None, help="the runs table's file (default <suite>_results.<format>); histories go to <stem>.history.<ext>")
             p.add_argument("--format", choices=("parquet", "csv"), default="parquet")

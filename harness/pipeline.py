@@ -260,13 +260,14 @@ def until_decided(suite: Suite, runs: list[RunSpec], tracker: Tracker, session: 
     claims = [c for c in spec.claims if c.until_decided is not None]
     outcomes: list[SuiteOutcome] = []
     if claims:
-        from harness.report import check_claims, collect
+        from harness.report import collect
         from harness.report.claims import INCONCLUSIVE
         from harness.report.seeds import claim_cells, extra_seed_runs
     while claims:
         results = collect(spec, suite.loaded.path, runs, tracker, suite.overrides, history_keys=[])
         more: dict[str, RunSpec] = {}
-        for claim, verdict in zip(claims, check_claims(claims, results.frame)):
+        verdicts = {v.claim.id: v for v in results.claims()}  # the whole family: Holm reads every claim
+        for claim, verdict in ((c, verdicts[c.id]) for c in claims):
             cells = claim_cells(claim, results.frame)
             seeds = max((len({r.config.seed for r in results.runs if r.cell == c}) for c in cells), default=0)
             if verdict.status == INCONCLUSIVE and cells and seeds < claim.until_decided.max_seeds:

@@ -21,6 +21,8 @@ spatially filtered inputs through the local encoder.
 
     loss      cross-entropy of head(encoder, x) (MSE for a regression task); train/score per step
     evaluate  finetune/score on the "test" split: accuracy, or R^2 for a regression task
+    representation()  the fine-tuned encoder: a probing stage after this one probes it like any SSL encoder
+                      (the supervised ceiling of a suite's `references`)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from baselines.ssl.encoder import TokenEncoder, token_encoder
 from baselines.ssl.heads import HEADS, PooledHeadConfig, build_head
 from baselines.ssl.probes import split_index
 from baselines.ssl.registered import Registered
+from baselines.ssl.representation import Representation
 from baselines.tasks.labeled import LabeledBatch, LabeledTask, labeled_task
 from harness.components import METHODS, LossOutput, Method, Task
 from harness.registry import ComponentConfig
@@ -73,6 +76,10 @@ class Finetune:
     def encoder(self) -> TokenEncoder:
         return self.module["encoder"]
 
+    def representation(self) -> Representation:
+        """The fine-tuned encoder, for a later probing stage (e.g. a supervised ceiling probed like the SSL arms)."""
+        return Representation(self.encoder, self.encoder, self.cfg.pooling, self.cfg.eval_batch_size)
+
     def from_source(self, source: Method) -> None:
         rep = source.representation()
         if rep.module is None:
@@ -105,10 +112,13 @@ class Finetune:
             preds = [self.predict(self.test.slice(i, i + step).inputs.to(device)).cpu() for i in range(0, len(self.test), step)]
         finally:
             self.module.train(was_training)
-        return {"finetune/score": score(torch.cat(preds), self.test.labels, self.task.n_classes)}
+        out = {"finetune/score": score(torch.cat(preds), self.test.labels, self.task.n_classes)}
+        if self.task.n_classes > 0:  # an accuracy: a proportion of the test items
+            out["items/finetune/score"] = float(len(self.test))
+        return out
 
 
-@METHODS.register("finetune", FinetuneConfig, requires={"representation"},
-                  metrics=lambda cfg, task: ["train/score", "finetune/score"])
+@METHODS.register("finetune", FinetuneConfig, requires={"representation"}, provides={"representation"},
+                  metrics=lambda cfg, task: ["train/score", "finetune/score", *(["items/finetune/score"] if task.n_classes > 0 else [])])
 def build(cfg: FinetuneConfig, model: nn.Module, task: Task) -> Finetune:
     return Finetune(cfg, token_encoder(model, "method finetune"), labeled_task(task, "method finetune"))

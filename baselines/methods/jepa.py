@@ -134,7 +134,7 @@ class JEPA(MaskedMethod):
 LOSS_METRICS = ("ema_momentum", "context_tokens", "target_tokens", "pred_std", "target_std", "target_rankme")
 
 
-@METHODS.register("jepa", JEPAConfig, provides={"representation"}, metrics=lambda cfg, task: [*masked_metric_names(cfg, cfg.mask, LOSS_METRICS),
+@METHODS.register("jepa", JEPAConfig, provides={"representation"}, metrics=lambda cfg, task: [*masked_metric_names(cfg, cfg.mask, LOSS_METRICS, task),
                                                                   "ema/momentum"])
 def build(cfg: JEPAConfig, model: nn.Module, task: Task) -> JEPA:
     return JEPA(cfg, token_encoder(model, "method jepa"), labeled_task(task, "method jepa"))

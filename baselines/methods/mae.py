@@ -105,6 +105,6 @@ class MAE(MaskedMethod):
 LOSS_METRICS = ("visible_tokens", "masked_tokens", "pred_std", "target_std", "rankme")
 
 
-@METHODS.register("mae", MAEConfig, provides={"representation"}, metrics=lambda cfg, task: masked_metric_names(cfg, cfg.mask, LOSS_METRICS))
+@METHODS.register("mae", MAEConfig, provides={"representation"}, metrics=lambda cfg, task: masked_metric_names(cfg, cfg.mask, LOSS_METRICS, task))
 def build(cfg: MAEConfig, model: nn.Module, task: Task) -> MAE:
     return MAE(cfg, token_encoder(model, "method mae"), labeled_task(task, "method mae"))

@@ -26,11 +26,11 @@ from baselines.tasks.labeled import LabeledBatch, LabeledTask
 from harness.registry import ComponentConfig
 
 
-def masked_metric_names(cfg: ProbedConfig, mask: ComponentConfig, loss_metrics: tuple[str, ...]) -> list[str]:
+def masked_metric_names(cfg: ProbedConfig, mask: ComponentConfig, loss_metrics: tuple[str, ...], task: LabeledTask | None = None) -> list[str]:
     """What a masked method logs (its METHODS.register(..., metrics=) declaration): the loss's own scalars
     and step_metrics under train/, the probes and eval/step at each evaluation."""
     step = [*loss_metrics, "step", *mask_stat_names(mask)]
-    return [*(f"train/{k}" for k in step), *probe_metric_names(cfg), "eval/step"]
+    return [*(f"train/{k}" for k in step), *probe_metric_names(cfg, task), "eval/step"]
 
 
 class MaskedMethod:

@@ -141,7 +141,7 @@ class MCJEPA:
 
 
 def metric_names(cfg: MCJEPAConfig, task: Task) -> list[str]:
-    names = ["train/step", *probe_metric_names(cfg), "dense/miou", "dense/pixel_acc", "eval/step"]
+    names = ["train/step", *probe_metric_names(cfg, task), "dense/miou", "dense/pixel_acc", "eval/step"]
     for o in cfg.objectives:
         names += [f"train/{o.name}/{k}" for k in ("loss", *o.terms)]
     if any(o.name == "flow" for o in cfg.objectives):

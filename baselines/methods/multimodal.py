@@ -108,7 +108,7 @@ class PairJEPA:
 
 def pair_metric_names(cfg: PairJEPAConfig, task: Task) -> list[str]:
     per_tower = [f"train/{t}/{k}" for t in TOWERS for k in (*LOSS_METRICS, "step", *mask_stat_names(getattr(cfg, t).mask))]
-    return [*per_tower, *probe_metric_names(cfg), "eval/step"]
+    return [*per_tower, *probe_metric_names(cfg, task), "eval/step"]
 
 
 @METHODS.register("pair_jepa", PairJEPAConfig, provides={"representation", "towers"}, metrics=pair_metric_names)

@@ -48,6 +48,6 @@ class ProbeStage(Untrained):
 
 
 @METHODS.register("probe", ProbeStageConfig, requires={"representation"},
-                  metrics=lambda cfg, task: probe_metric_names(cfg))
+                  metrics=lambda cfg, task: probe_metric_names(cfg, task))
 def build(cfg: ProbeStageConfig, model: nn.Module, task: Task) -> ProbeStage:
     return ProbeStage(cfg, labeled_task(task, "method probe"))

@@ -57,6 +57,6 @@ class Raw(Untrained):
         return probe_metrics(self.representation(), self.task, self.splits, self.cfg, final=True)
 
 
-@METHODS.register("raw", RawConfig, provides={"representation"}, metrics=lambda cfg, task: probe_metric_names(cfg))
+@METHODS.register("raw", RawConfig, provides={"representation"}, metrics=lambda cfg, task: probe_metric_names(cfg, task))
 def build(cfg: RawConfig, model: nn.Module, task: Task) -> Raw:
     return Raw(cfg, token_encoder(model, "method raw"), labeled_task(task, "method raw"))

@@ -89,6 +89,7 @@ class Supervised:
                         logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
                     ).item()
                 metrics[f"exact/{split}"] = rows_right / len(data)
+                metrics[f"items/exact/{split}"] = float(len(data))  # exact match is a proportion of these rows
                 metrics[f"token_acc/{split}"] = tokens_right / max(tokens, 1)
                 metrics[f"loss/{split}"] = loss_sum / max(tokens, 1)
         finally:
@@ -99,7 +100,7 @@ class Supervised:
 def metric_names(cfg: SupervisedConfig, task: Task) -> list[str]:
     """What evaluate() and the training step log (module docstring), for the task's eval splits."""
     splits = list(task.eval_splits())
-    return ["examples_seen", "train/token_acc", *(f"{m}/{s}" for s in splits for m in ("exact", "token_acc", "loss"))]
+    return ["examples_seen", "train/token_acc", *(f"{m}/{s}" for s in splits for m in ("exact", "token_acc", "loss", "items/exact"))]
 
 
 @METHODS.register("supervised", SupervisedConfig, metrics=metric_names)

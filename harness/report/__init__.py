@@ -1,7 +1,7 @@
 """Results (from the tracking store) -> polars frames (frame) -> statistics over seeds (stats) -> tables /
 figures / claims -> reports/<suite>/; `harness results` exports the frames, `harness status` (status)."""
 
-from harness.report.claims import ClaimResult, check_claims
+from harness.report.claims import ClaimResult, check_claims, suite_claims
 from harness.report.document import Section
 from harness.report.frame import history_frame, results_frame
 from harness.report.render import history_metrics, write_report
@@ -10,5 +10,5 @@ from harness.report.tables import metric_table
 
 __all__ = [
     "ClaimResult", "Section", "SuiteResults", "check_claims", "collect", "history_frame", "history_metrics",
-    "load_results", "metric_table", "results_frame", "write_report",
+    "load_results", "metric_table", "results_frame", "suite_claims", "write_report",
 ]

@@ -51,7 +51,7 @@ def _scope(check: CheckBase) -> str:
 
 def _side_text(name: str, side: Side, check: CheckBase) -> str:
     bits = ([side.metric] if side.metric and side.metric != check.metric else []) + ([_where_text(side.where)] if side.where else [])
-    bits += [f"best of {', '.join(map(short_path, side.best_of))}"] if side.best_of else []
+    bits += [f"best of {', '.join(map(short_path, side.best_of))} by {side.select_on}"] if side.best_of else []
     return f"{name}: {', '.join(bits) or 'all'}"
 
 
@@ -67,7 +67,8 @@ def describe(check: Any) -> str:
         return f"{check.low:g} ≤ {metric} ≤ {check.high:g}{_scope(check)}"
     if isinstance(check, Monotone):
         tol = f", tolerance {check.tolerance:g}" if check.tolerance else ""
-        return f"{metric} {check.direction}{tol}{_scope(check)}"
+        rise = f", rise > {check.min_rise:g}" if check.min_rise else ""
+        return f"{metric} {check.direction}{tol}{rise}{_scope(check)}"
     sides = f"{_side_text('a', check.a, check)}; {_side_text('b', check.b, check)}"
     if isinstance(check, Beats):
         op = ">" if check.higher_is_better else "<"

@@ -1,5 +1,5 @@
 """seaborn figures: a metric vs an axis, one line per hue group with the 95% interval of the mean over seeds
-as a band (clipped to the metric's range; harness.report.stats) and, with at most 5 seeds, the seeds' own
+as a band (within the metric's range; harness.report.stats) and, with at most 5 seeds, the seeds' own
 points (or curves); ablation heatmaps of a metric's mean over seeds.  polars frames in, pandas only at
 the plotting edge."""
 
@@ -18,8 +18,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 
 from harness.report import stats  # noqa: E402
-from harness.report.frame import long_format, natural, select, show  # noqa: E402
-from harness.report.tables import rate_range  # noqa: E402
+from harness.report.frame import items_column, items_of, long_format, natural, select, show  # noqa: E402
 from harness.spec.models import FigureSpec, HeatmapSpec  # noqa: E402
 
 MAX_SEED_MARKS = 5  # figures draw each seed's own points (or curves) up to this many seeds per line
@@ -30,7 +29,8 @@ def curve_data(df: pl.DataFrame, spec: FigureSpec, history: pl.DataFrame | None 
     sub = select(df, spec.where)
     if spec.over is None:
         return long_format(sub, spec.metric, spec.hue, spec.x)
-    empty = pl.DataFrame(schema={**{h: pl.String for h in spec.hue}, "seed": pl.Int64, "run_id": pl.String, "x": pl.Float64, "value": pl.Float64})
+    empty = pl.DataFrame(schema={**{h: pl.String for h in spec.hue}, "seed": pl.Int64, "run_id": pl.String, "x": pl.Float64,
+                                 "value": pl.Float64, "items": pl.Float64})
     if history is None or history.is_empty() or sub.is_empty():
         return empty
     wide = (history.filter(pl.col("metric").is_in([spec.metric, spec.over]))
@@ -38,19 +38,28 @@ def curve_data(df: pl.DataFrame, spec: FigureSpec, history: pl.DataFrame | None 
     if not {spec.metric, spec.over} <= set(wide.columns):
         return empty
     ids = [c for c in dict.fromkeys([*spec.hue, "seed", "run_id"]) if c in sub.columns]
-    runs = sub.select(ids).with_columns([pl.lit(None, dtype=pl.String).alias(h) for h in spec.hue if h not in sub.columns])
+    items = items_column(sub.columns, spec.metric)
+    runs = sub.select([*ids, (pl.col(items) if items else pl.lit(None)).cast(pl.Float64).alias("items")])
+    runs = runs.with_columns([pl.lit(None, dtype=pl.String).alias(h) for h in spec.hue if h not in sub.columns])
     long = wide.join(runs, on="run_id").drop_nulls([spec.metric, spec.over])
     # seeds log at the same steps but see slightly different x (e.g. packed examples): average x per step
     long = long.with_columns(pl.col(spec.over).mean().over([*spec.hue, "step"]).alias("x"))
-    return long.select([*spec.hue, "seed", "run_id", "x", pl.col(spec.metric).alias("value")])
+    return long.select([*spec.hue, "seed", "run_id", "x", pl.col(spec.metric).alias("value"), "items"])
+
+
+def value_range(long: pl.DataFrame, spec: FigureSpec) -> tuple[float, float] | None:
+    """The metric's possible range: the figure's `range`, else [0, 1] for a proportion (its runs log test items)."""
+    if spec.range is not None:
+        return spec.range
+    return (0.0, 1.0) if long["items"].drop_nulls().len() else None
 
 
 def band_data(long: pl.DataFrame, spec: FigureSpec) -> list[dict]:
     """Per hue group and x: the mean, its 95% interval clipped to the metric's range, and the seed count."""
-    rng = spec.range or rate_range(long["value"].to_list())
+    rng = value_range(long, spec)
     rows = []
     for key, g in long.group_by([*spec.hue, "x"], maintain_order=True):
-        e = stats.interval(g["value"].to_list())
+        e = stats.interval(g["value"].to_list(), items=items_of(g["items"].to_list()))
         lo, hi = (e.lo, e.hi) if e.has_interval else (e.center, e.center)
         if rng is not None:
             lo, hi = max(lo, rng[0]), min(hi, rng[1])
@@ -88,7 +97,7 @@ def metric_curve(df: pl.DataFrame, spec: FigureSpec, path: Path, history: pl.Dat
         ax.autoscale_view()
     if spec.log_x:
         ax.set_xscale("log")
-    rng = spec.range or rate_range(long["value"].to_list())
+    rng = value_range(long, spec)
     if rng is not None:
         pad = 0.03 * (rng[1] - rng[0])
         ax.set_ylim(rng[0] - pad, rng[1] + pad)
@@ -108,7 +117,7 @@ def figure_caption(df: pl.DataFrame, spec: FigureSpec, history: pl.DataFrame | N
     if long.is_empty():
         return ""
     methods = {r["method"] for r in band_data(long, spec)}
-    how = " / ".join(stats.METHODS[m] for m in ("t", "bootstrap", "none") if m in methods)
+    how = " / ".join(stats.METHODS[m] for m in stats.METHODS if m in methods)
     seeds = long.group_by(spec.hue).agg(pl.col("seed").n_unique().alias("n"))["n"].max()
     return (f"Lines: mean over seeds; band: 95% interval ({how}), clipped to the metric's range"
             + (f"; thin marks: each of the ≤ {MAX_SEED_MARKS} seeds" if seeds <= MAX_SEED_MARKS else "") + ".")

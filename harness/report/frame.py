@@ -103,22 +103,46 @@ def show(value: Any) -> str:
     return str(value)
 
 
+ITEMS = "items/"  # a run's metric `items/<name>`: the independent test items behind metric <name>, or every <name>/...
+
+
+def items_column(columns: Sequence[str], metric: str) -> str | None:
+    """The column `items/<name>` that counts the test items behind `metric` (<name> is the metric, or a
+    family of it: `items/probe` covers probe/linear, probe/knn_100, ...; the longest wins), or None: the
+    metric is not a proportion (harness.report.stats)."""
+    def covers(c: str) -> bool:
+        name = c[len(ITEMS):]
+        return c.startswith(ITEMS) and bool(name) and (metric == name or metric.startswith(name + "/"))
+
+    found = [c for c in columns if covers(c)]
+    return max(found, key=len) if found else None
+
+
+def _items(col: str | None) -> pl.Expr:
+    return (pl.col(col) if col else pl.lit(None)).cast(pl.Float64)
+
+
 def long_format(df: pl.DataFrame, metric: str, keys: Sequence[str], axis: str | None = None) -> pl.DataFrame:
-    """keys..., seed, run_id, cell, x, value (one row per run and x): x is the metric-name suffix (`metric` a
-    prefix) or, with `axis`, that config path's value (`metric` one metric name).  A key the frame lacks is null."""
+    """keys..., seed, run_id, cell, x, value, items (one row per run and x): x is the metric-name suffix
+    (`metric` a prefix) or, with `axis`, that config path's value (`metric` one metric name); items: the test
+    items behind the value (null: not a proportion).  A key the frame lacks is null."""
     keys = list(dict.fromkeys(keys))
     ids = [c for c in dict.fromkeys([*keys, "seed", "run_id", "cell"]) if c in df.columns]
     missing = [k for k in keys if k not in df.columns]
     empty = pl.DataFrame(schema={**{k: pl.String for k in keys}, "seed": pl.Int64, "run_id": pl.String, "cell": pl.String,
-                                 "x": pl.String, "value": pl.Float64})
+                                 "x": pl.String, "value": pl.Float64, "items": pl.Float64})
     if df.is_empty():
         return empty
     df = df.with_columns([pl.lit(None, dtype=pl.String).alias(k) for k in missing])
     if axis is None:
         cols = metric_columns(df, metric)
+        cols = {c: v for c, v in cols.items() if not c.startswith(ITEMS)}
         if not cols:
             return empty
         long = df.select([*ids, *cols]).unpivot(index=ids, on=list(cols), variable_name="_metric", value_name="value")
+        counts = (df.select(["run_id", *[_items(items_column(df.columns, c)).alias(c) for c in cols]])
+                  .unpivot(index="run_id", on=list(cols), variable_name="_metric", value_name="items"))
+        long = long.join(counts, on=["run_id", "_metric"], how="left", maintain_order="left")
         if _ints(cols):
             x = pl.col("_metric").replace_strict(cols, return_dtype=pl.Int64)
         else:
@@ -127,8 +151,15 @@ def long_format(df: pl.DataFrame, metric: str, keys: Sequence[str], axis: str | 
     else:
         if metric not in df.columns or axis not in df.columns:
             return empty
-        long = df.select([*ids, pl.col(axis).alias("x"), pl.col(metric).cast(pl.Float64).alias("value")])
+        long = df.select([*ids, pl.col(axis).alias("x"), pl.col(metric).cast(pl.Float64).alias("value"),
+                          _items(items_column(df.columns, metric)).alias("items")])
     return long.filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
+
+
+def items_of(values: Sequence[float | None]) -> int | None:
+    """The test items behind a cell's values (the fewest of its runs'), or None: not a proportion."""
+    known = [int(v) for v in values if v is not None and v == v and v > 0]
+    return min(known) if known else None
 
 
 def _ints(cols: Mapping[str, Any]) -> bool:

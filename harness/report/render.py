@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from harness.report.claims import INCONCLUSIVE, STATUSES, ClaimResult, check_claims
+from harness.report.claims import STATUSES, ClaimResult, suite_claims
 from harness.report.document import Block, Document, Figure, Section, Text
 from harness.report.figures import figure_caption, metric_curve, metric_heatmap
 from harness.report.html import render_html
@@ -47,12 +47,20 @@ def _paper_value(v: float | str | None) -> str:
 
 def claims_section(results: list[ClaimResult]) -> Section:
     rows = [[r.claim.id, r.claim.text.strip(), r.claim.source, _paper_value(r.claim.paper_value),
-             r.check or "–", r.measured or "–", r.method or "–", r.status] for r in results]
+             r.check or "–", r.measured or "–", r.headroom or "–", "; ".join(filter(None, [r.method, r.power])) or "–", r.status]
+            for r in results]
     n = {s: sum(r.status == s for r in results) for s in STATUSES}
-    note = (", ".join(f"{v} {k}" for k, v in n.items() if v) + ". PASS / FAIL: the interval clears the bound or margin, or "
-            f"misses it, entirely; {INCONCLUSIVE}: it straddles it (the seeds that would decide are named). "
-            "`harness report SUITE --check` exits 1 on FAIL or NO DATA, else 3 on INCONCLUSIVE.")
-    return Section("Claims", ["id", "claim", "source", "paper value", "check", "measured", "statistics", "result"], rows, note=note)
+    note = (", ".join(f"{v} {k}" for k, v in n.items() if v) + ". " + CLAIMS_NOTE)
+    return Section("Claims", ["id", "claim", "source", "paper value", "check", "measured", "headroom (ceiling − floor)",
+                              "statistics", "result"], rows, note=note)
+
+
+CLAIMS_NOTE = ("PASS / FAIL: the check's interval clears its bound or margin (at every point), or misses it (at one "
+               "point, Bonferroni over the points), and the claims together survive Holm's correction; INCONCLUSIVE: it "
+               "straddles it (what more seeds would do is named); UNTESTABLE: the reference arms leave no room to tell "
+               "(headroom not verified, a bound out of reach, every arm at the floor or at the ceiling); the headroom "
+               "column is the best ceiling minus the best floor at the point shown, with its interval. "
+               "`harness report SUITE --check` exits 1 on FAIL or NO DATA, else 4 on UNTESTABLE, else 3 on INCONCLUSIVE.")
 
 
 MAX_RUNS_LISTED = 1000  # a larger suite's runs index lists the first ones; `harness results` exports all
@@ -91,7 +99,7 @@ def build_document(spec: SuiteSpec, data: ReportData, fig_dir: Path, claims: Seq
     intro = [spec.description.strip(), profile, f"Runs with results: {df.height} of {data.n_expected} expected."]
     if "outcome" in df.columns and (n_div := df.filter(pl.col("outcome") == "diverged").height):
         intro.append(f"Diverged runs: {n_div}.")
-    tables = [metric_table(df, t, data.axes) for t in spec.report.tables]
+    tables = [metric_table(df, t, data.axes, spec.references) for t in spec.report.tables]
     if tables:
         intro.append(_unshown(df, set().union(*(t.run_ids for t in tables))))
     blocks: list[Block] = []
@@ -131,7 +139,7 @@ def write_report(spec: SuiteSpec, data: ReportData, out_dir: Path, claims: Seque
     """Write the report of `spec` and return the path of report.md.  `claims`: the checked claims (their
     table leads the report; None: checked here); `sections` are extra tables (e.g. tuning results) shown after the figures;
     `provenance` is the reproducibility block (repro.py)."""
-    claims = check_claims(spec.claims, data.frame) if claims is None else claims
+    claims = suite_claims(spec, data.frame) if claims is None else claims
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from harness.report.claims import ClaimResult, check_claims
+from harness.report.claims import ClaimResult, suite_claims
 from harness.report.document import Section, Text
 from harness.report.frame import history_frame, results_frame
 from harness.report.render import ReportData, history_metrics, write_report
@@ -49,7 +49,7 @@ class SuiteResults:
         return reproducibility(self.spec, self.path, self.overrides, self.records, self.parent)
 
     def claims(self) -> list[ClaimResult]:
-        return check_claims(self.spec.claims, self.frame)
+        return suite_claims(self.spec, self.frame)
 
     def data(self) -> ReportData:
         urls = {r.run_id: run_url(self.ui, self.experiment_id, r.mlflow_id) for r in self.records} if self.experiment_id else {}

@@ -1,18 +1,21 @@
 """Paper-style tables: rows x columns, cell = the statistic over seeds with its 95% interval, the best in bold
-only where it is separated from every other row beyond noise (ties marked ≈), a seeds column counting runs
-and distinct seeds, and the axes a cell pools named (harness.report.stats says how each number is made)."""
+only where it is separated from every other row beyond noise (≈ marks the rows not separated from the best:
+non-significance, not equivalence), a seeds column counting runs and distinct seeds, the axes a cell pools
+named, and the suite's reference arms (floors, ceilings) as extra rows wherever they log the table's metric,
+outside the bold comparison (harness.report.stats says how each number is made)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from harness.report import stats
 from harness.report.document import Section
-from harness.report.frame import long_format, natural, select, show
+from harness.report.frame import items_of, long_format, natural, select, show
+from harness.spec.claim_models import ReferenceSpec
 from harness.spec.models import TableSpec
 
 TIE = " ≈"
@@ -23,6 +26,10 @@ class Cell:
     values: list[float]
     seeds: list[int]
     est: stats.Estimate
+
+    @property
+    def items(self) -> int | None:
+        return self.est.items
 
 
 @dataclass
@@ -56,21 +63,16 @@ class Table:
         return pl.DataFrame(out)
 
 
-def fmt(est: stats.Estimate, decimals: int, with_std: bool = False, clip: tuple[float, float] | None = None) -> str:
+def fmt(est: stats.Estimate, decimals: int, with_std: bool = False) -> str:
+    """`center [lo, hi]` (a proportion's interval lies in [0, 1] by construction; nothing else is clipped)."""
     if math.isnan(est.center):
         return "–"
     text = f"{est.center:.{decimals}f}"
     if with_std and not math.isnan(est.sd):
         text += f" ± {est.sd:.{decimals}f}"
     if est.has_interval:
-        lo, hi = (max(est.lo, clip[0]), min(est.hi, clip[1])) if clip else (est.lo, est.hi)
-        text += f" [{lo:.{decimals}f}, {hi:.{decimals}f}]"
+        text += f" [{est.lo:.{decimals}f}, {est.hi:.{decimals}f}]"
     return text
-
-
-def rate_range(values: Sequence[float]) -> tuple[float, float] | None:
-    """[0, 1] when every value is in it (a rate: intervals are clipped to what is possible), else None."""
-    return (0.0, 1.0) if values and all(0.0 <= v <= 1.0 for v in values) else None
 
 
 def _paired(a: Cell, b: Cell) -> tuple[list[float], list[float], bool]:
@@ -96,10 +98,10 @@ def _marks(column: list[Cell | None], higher: bool) -> tuple[list[bool], list[bo
         if i == best_i:
             continue
         x, y, paired = _paired(best, c)
-        sep = stats.separated(x, y, paired=paired)
+        sep = stats.separated(x, y, paired, best.items, c.items)
         if sep is None:
             return bold, tie, "unknown"
-        tests.add("paired t-test" if paired else "Welch's t-test")
+        tests.add(("paired t-interval" if paired else "Welch's t-interval") + (" + test items" if best.items or c.items else ""))
         if not sep:
             close.append(i)
     if close:
@@ -127,9 +129,54 @@ def _pooled(sub: pl.DataFrame, keys: list[str], axes: Sequence[str]) -> dict[str
     return out or {"cell": max(g["cell"].n_unique() for g in groups)}  # cells differ in what no axis names (e.g. a source)
 
 
-def metric_table(df: pl.DataFrame, spec: TableSpec, axes: Sequence[str] = ()) -> Table:
+def _cells(long: pl.DataFrame, statistic: str) -> dict[object, Cell]:
+    """Column value -> the cell of those runs."""
+    out = {}
+    for (x,), gx in long.group_by("x", maintain_order=True):
+        values = gx["value"].to_list()
+        out[x] = Cell(values, gx["seed"].to_list(), stats.interval(values, statistic, items_of(gx["items"].to_list())))
+    return out
+
+
+@dataclass
+class RefRow:
+    """A reference arm's row of a table: its role and name, the row keys it is matched on, its cells."""
+
+    name: str
+    role: str
+    key: dict[str, object]  # row path -> value, for the row paths the reference is matched on
+    cells: dict[object, Cell]
+    run_ids: set[str]
+
+
+def reference_rows(df: pl.DataFrame, spec: TableSpec, references: Mapping[str, ReferenceSpec], columns: list,
+                   row_keys: Sequence[tuple] = ()) -> list[RefRow]:
+    """Each reference that logs the table's metric, one row per value of the row paths it is matched on that the
+    table's own rows have (a `where` value of a matched path applies too); a column path it is not matched on
+    gets its one value in every column."""
+    shown = {p: {repr(k[i]) for k in row_keys} for i, p in enumerate(spec.rows)}
+    out = []
+    for name, ref in references.items():
+        sub = select(select(df, ref.where), {k: v for k, v in spec.where.items() if k in ref.match})
+        keys = [r for r in spec.rows if r in ref.match]
+        by_column = spec.columns is None or spec.columns in ref.match
+        framed = sub if by_column or sub.is_empty() else sub.with_columns(pl.lit("").alias("_x"))
+        long = long_format(framed, spec.metric, keys, spec.columns if by_column else "_x")
+        for key, g in (long.group_by(keys, maintain_order=True) if keys else [((), long)]):
+            if g.is_empty() or any(row_keys and repr(v) not in shown[p] for p, v in zip(keys, key)):
+                continue
+            cells = _cells(g, spec.statistic)
+            if not by_column:
+                cells = {c: cells[""] for c in columns}
+            out.append(RefRow(name, ref.role, dict(zip(keys, key)), cells, set(g["run_id"].to_list())))
+    return sorted(out, key=lambda r: (r.role != "floor", r.name, tuple(natural(v) for v in r.key.values())))
+
+
+def metric_table(df: pl.DataFrame, spec: TableSpec, axes: Sequence[str] = (),
+                 references: Mapping[str, ReferenceSpec] | None = None) -> Table:
     """The table of `spec` over the results frame; `axes` are the suite's axes (config paths that vary,
-    plus `ablation` and `stage`): those varying within a cell are named as pooled."""
+    plus `ablation` and `stage`): those varying within a cell are named as pooled; `references`: the
+    suite's reference arms, shown as rows where they log the metric."""
     sub = select(df, spec.where)
     long = long_format(sub, spec.metric, spec.rows, spec.columns)
     label = f"{spec.column_label} " if spec.column_label else ""
@@ -139,14 +186,12 @@ def metric_table(df: pl.DataFrame, spec: TableSpec, axes: Sequence[str] = ()) ->
     runs: dict[tuple, tuple[int, int]] = {}
     for key, g in long.group_by(spec.rows, maintain_order=True):
         runs[key] = (g["run_id"].n_unique(), g["seed"].n_unique())
-        grid[key] = {}
-        for (x,), gx in g.group_by("x", maintain_order=True):
-            values = gx["value"].to_list()
-            grid[key][x] = Cell(values, gx["seed"].to_list(), stats.interval(values, spec.statistic))
+        grid[key] = _cells(g, spec.statistic)
     row_keys = sorted(grid, key=lambda k: tuple(natural(v) for v in k))
     columns = sorted({x for cols in grid.values() for x in cols}, key=natural)
-    clip = rate_range(long["value"].to_list())
-    bold = [[False] * (len(spec.rows) + 1 + len(columns)) for _ in row_keys]
+    refs = reference_rows(df, spec, references or {}, columns, row_keys)
+    lead = 1 if refs else 0  # the `arm` column: blank for the table's own rows, role: name for a reference
+    bold = [[False] * (lead + len(spec.rows) + 1 + len(columns)) for _ in [*row_keys, *refs]]
     tie = [[False] * len(columns) for _ in row_keys]
     tests: set[str] = set()
     unknown = False
@@ -155,20 +200,29 @@ def metric_table(df: pl.DataFrame, spec: TableSpec, axes: Sequence[str] = ()) ->
         unknown |= test == "unknown"
         tests |= {test} if test and test != "unknown" else set()
         for i in range(len(row_keys)):
-            bold[i][len(spec.rows) + 1 + j], tie[i][j] = b[i], t[i]
+            bold[i][lead + len(spec.rows) + 1 + j], tie[i][j] = b[i], t[i]
     cells = []
     for i, k in enumerate(row_keys):
         n_runs, n_seeds = runs[k]
-        count = str(n_seeds) if n_runs == n_seeds else f"{n_runs} runs / {n_seeds} seeds"
-        texts = [fmt(grid[k][c].est, spec.decimals, spec.std, clip) + (TIE if tie[i][j] else "") if c in grid[k] else "–"
+        texts = [fmt(grid[k][c].est, spec.decimals, spec.std) + (TIE if tie[i][j] else "") if c in grid[k] else "–"
                  for j, c in enumerate(columns)]
-        cells.append([*map(show, k), count, *texts])
+        cells.append([*([""] if lead else []), *map(show, k), _count(n_runs, n_seeds), *texts])
+    for r in refs:
+        seeds = {s for c in r.cells.values() for s in c.seeds}
+        texts = [fmt(r.cells[c].est, spec.decimals, spec.std) if c in r.cells else "–" for c in columns]
+        cells.append([f"{r.role}: {r.name}", *[show(r.key[p]) if p in r.key else "" for p in spec.rows],
+                      _count(len(r.run_ids), len(seeds)), *texts])
     keys = [*spec.rows, *([spec.columns] if spec.columns else [])]
     pooled = _pooled(sub.filter(pl.col("run_id").is_in(long["run_id"].unique().to_list())), keys, axes)
-    header = [*spec.rows, "seeds", *[f"{label}{show(c)}" for c in columns]]
-    table = Table(spec.title, header, cells, bold, grid, runs, pooled=pooled, run_ids=set(long["run_id"].to_list()))
-    table.note = " ".join(filter(None, [caption(spec, table, tests, unknown, clip), sources_note(df, long, spec.rows, row_keys)]))
+    header = [*(["arm"] if lead else []), *spec.rows, "seeds", *[f"{label}{show(c)}" for c in columns]]
+    shown = set(long["run_id"].to_list()) | {i for r in refs for i in r.run_ids}
+    table = Table(spec.title, header, cells, bold, grid, runs, pooled=pooled, run_ids=shown)
+    table.note = " ".join(filter(None, [caption(spec, table, tests, unknown, refs), sources_note(df, long, spec.rows, row_keys)]))
     return table
+
+
+def _count(n_runs: int, n_seeds: int) -> str:
+    return str(n_seeds) if n_runs == n_seeds else f"{n_runs} runs / {n_seeds} seeds"
 
 
 def sources_note(df: pl.DataFrame, long: pl.DataFrame, rows: Sequence[str], row_keys: Sequence[tuple]) -> str:
@@ -194,19 +248,22 @@ def sources_note(df: pl.DataFrame, long: pl.DataFrame, rows: Sequence[str], row_
     return "Source runs per row (stage runs start from them): " + "; ".join(shown) + "."
 
 
-def caption(spec: TableSpec, table: Table, tests: set[str], unknown: bool, clip: tuple[float, float] | None) -> str:
+def caption(spec: TableSpec, table: Table, tests: set[str], unknown: bool, refs: Sequence[RefRow] = ()) -> str:
     """How the table's numbers are made, in words (shown under it in every format)."""
     methods = {c.est.method for cols in table.grid.values() for c in cols.values()}
     what = {"mean": "mean", "median": "median", "iqm": "IQM (interquartile mean)"}[spec.statistic]
-    how = " / ".join(stats.METHODS[m] + (" (cells under 5 runs)" if m == "t" and "bootstrap" in methods else "")
-                     for m in ("t", "bootstrap", "none") if m in methods)
-    parts = [f"Cells: {what}{' ± std' if spec.std else ''} [95% interval: {how}] over the runs of each cell"
-             + (" (clipped to [0, 1])" if clip else "") + "."]
+    how = " / ".join(stats.METHODS[m] for m in stats.METHODS if m in methods)
+    parts = [f"Cells: {what}{' ± std' if spec.std else ''} [95% interval: {how}] over the runs of each cell."]
     if tests:
         parts.append(f"Bold: the best of its column where it is separated from every other row ({' / '.join(sorted(tests))}, "
-                     f"α = 0.05); ≈: the best and the rows not separated from it (a tie).")
+                     f"α = 0.05, {stats.MIN_DECIDE} or more seeds a cell); ≈: the best and the rows not separated from it "
+                     "(not shown to be equal: no test of equivalence).")
     elif unknown:
-        parts.append("Nothing is bold: a cell of one run has no noise estimate to separate the best from the rest.")
+        parts.append(f"Nothing is bold: a cell with fewer than {stats.MIN_DECIDE} runs, or without a noise estimate, "
+                     "cannot be separated from the rest.")
+    if refs:
+        parts.append("Reference arms (the suite's `references`: floors and ceilings) are the last rows, outside the "
+                     "bold comparison.")
     if table.pooled:
         declared = [a for a in table.pooled if a in spec.pool]
         undeclared = [a for a in table.pooled if a not in spec.pool]

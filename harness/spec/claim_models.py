@@ -7,10 +7,15 @@ written as a list), and tests the metric over the runs of each point (the seeds 
   (PASS: the whole interval on the right side; FAIL: the whole interval on the wrong side; else INCONCLUSIVE);
 - `beats`: selection `a` above selection `b` by more than `margin` (a negative margin lets `a`
   trail `b` by less than |margin|) at every point, paired by seed (same seed
-  = same data stream): the mean difference, its interval and a one-sided p-value (`test`);
-- `monotone`: the metric's means along `axis` increase / decrease (up to `tolerance` per step);
-- `crossover`: `a` - `b` (means) changes sign along `axis` (optionally first at `at`);
+  = same data stream): the mean difference, its interval and a one-sided p-value (`test` decides);
+- `monotone`: along `axis`, no step against the direction beyond `tolerance`, and the whole rise (last
+  point - first) above `min_rise`, each tested (a flat line is never a PASS);
+- `crossover`: `a` - `b` changes sign along `axis` (optionally first at `at`): one point significantly
+  on each side;
 - `all`: every check in `checks` holds.
+
+How a verdict is reached from these (intervals, p-values, reference arms, the family of claims) is
+harness/report/claims.py.
 
 A point of one run has no interval: INCONCLUSIVE, unless the check is `exact`: each point's value is
 taken as it is, for a metric that does not depend on the seed (e.g. exact covariances: one run decides)
@@ -23,6 +28,7 @@ the axis from the metric-name suffix (`metric` is then a prefix such as `exact/l
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,12 +42,22 @@ SUFFIX = "suffix"  # `axis: suffix`: the axis is the rest of the metric name aft
 
 class Side(Strict):
     """One side of a comparison: runs matching `where` (on top of the check's own `where`), its own
-    metric if given, and with `best_of` the best of its group means over those config paths
-    (e.g. each method at its best mask size)."""
+    metric if given, and with `best_of` the configuration over those config paths (e.g. each method at its
+    best mask size) whose mean of `select_on` is best: a metric of a validation split, never the one reported."""
 
     where: Where = Field(default_factory=dict)
     metric: Optional[str] = None
     best_of: list[str] = Field(default_factory=list)
+    select_on: Optional[str] = Field(None, description="the validation metric `best_of` picks on (higher is better)")
+
+    @model_validator(mode="after")
+    def _selection(self) -> Side:
+        if self.best_of and self.select_on is None:
+            raise ValueError("'best_of' picks a configuration: name the validation metric it picks on in 'select_on' "
+                             "(picking on the reported metric selects on the numbers being reported)")
+        if self.select_on is not None and not self.best_of:
+            raise ValueError("'select_on' is what 'best_of' picks on: give 'best_of' too")
+        return self
 
 
 class CheckBase(Strict):
@@ -101,6 +117,7 @@ class Monotone(OneSelection):
     axis: str
     direction: Literal["increasing", "decreasing"]
     tolerance: float = Field(0.0, ge=0, description="allowed step against the direction")
+    min_rise: float = Field(0.0, ge=0, description="the change from the first point to the last (in the direction) must exceed it")
 
 
 class TwoSelections(CheckBase):
@@ -197,14 +214,17 @@ class UntilDecided(Strict):
 
 
 class ClaimSpec(Strict):
-    """A claim of the paper.  Without `check` it is reported as not checked."""
+    """A claim of the paper.  Without `check` it is reported as not checked.  `references`: the suite's
+    reference arms its verdict is read against (null: all of them; []: none, for a claim a floor and a
+    ceiling cannot frame, e.g. an exact computation)."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=100)
     text: str
     source: str = ""
     paper_value: Optional[Union[float, str]] = None
     check: Optional[Check] = None
     until_decided: Optional[UntilDecided] = None
+    references: Optional[list[str]] = Field(None, description="names under the suite's `references` (null: all)")
 
     @field_validator("check", mode="wrap")
     @classmethod
@@ -213,3 +233,27 @@ class ClaimSpec(Strict):
 
 
 Claims = Annotated[list[ClaimSpec], AfterValidator(_unique_ids)]
+
+
+class ReferenceSpec(Strict):
+    """A reference arm: runs of the suite (selected by `where`, like a claim's) that frame every comparison of
+    a metric they log.  `floor`: what needs no learning (an untrained encoder, raw input + the same probe, a
+    constant predictor); `ceiling`: what the task allows (the same architecture trained with labels, an
+    expert, an oracle feature).  At a claim's or a table's point the reference's runs are those matching
+    `where` and, for each config path in `match`, the point's value of it (e.g. `task.name`: the floor of
+    the same dataset); the other paths of the point describe the arms, not the point."""
+
+    role: Literal["floor", "ceiling"]
+    where: Where = Field(min_length=1)
+    match: list[str] = Field(default_factory=list, description="config paths a point fixes and the reference follows")
+    text: str = Field("", description="what the reference is, in words (shown in the report)")
+
+
+def _reference_names(v: dict[str, ReferenceSpec]) -> dict[str, ReferenceSpec]:
+    bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(k))]
+    if bad:
+        raise ValueError(f"a reference name is 1-64 letters, digits, '_' and '-', got {bad[0]!r}")
+    return v
+
+
+References = Annotated[dict[str, ReferenceSpec], AfterValidator(_reference_names)]

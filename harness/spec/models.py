@@ -11,7 +11,7 @@ from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, Validati
 
 from harness.registry import REGISTRIES, ComponentConfig
 from harness.spec.base import Label, Scalar, Strict  # noqa: F401  (re-exported)
-from harness.spec.claim_models import Claims, ClaimSpec  # noqa: F401  (re-exported)
+from harness.spec.claim_models import Claims, ClaimSpec, References, ReferenceSpec  # noqa: F401  (re-exported)
 from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: F401  (re-exported)
 from harness.spec.tune_models import TuneSpec
 
@@ -307,6 +307,7 @@ class SuiteSpec(GridSpec):
     include: Optional[str] = None
     defaults: Annotated[dict[str, Any], AfterValidator(_no_source)]
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    references: References = Field(default_factory=dict, description="reference arms by name: floors and ceilings (claim_models.ReferenceSpec)")
     claims: Claims = Field(default_factory=list)
     scheduler: SchedulerSpec = SchedulerSpec()
     report: ReportSpec = ReportSpec()

@@ -27,7 +27,8 @@ class TableSpec(Strict):
     column_label: str = "length"
     higher_is_better: bool = True
     decimals: int = Field(default=2, ge=0, le=8)
-    statistic: Statistic = Field("mean", description="mean (t-interval under 5 runs, else bootstrap), median or iqm (bootstrap)")
+    statistic: Statistic = Field("mean", description="mean (t-interval; with test items for a proportion), median (order-statistic "
+                                 "interval from 6 runs) or iqm (bootstrap from 20 runs)")
     std: bool = Field(False, description="also show ± the standard deviation over seeds")
     pool: list[str] = Field(default_factory=list, description="axes averaged within a cell on purpose")
 
@@ -47,7 +48,8 @@ class FigureSpec(Strict):
     log_x: bool = False
     x_label: str = "length"
     y_label: str = "accuracy"
-    range: Optional[tuple[float, float]] = Field(None, description="the metric's possible range; default [0, 1] when every value is in it")
+    range: Optional[tuple[float, float]] = Field(None, description="the metric's possible range; default [0, 1] for a proportion "
+                                                 "(its runs log `items/...`), else none")
     file: str = Field(pattern=PNG)
 
     @model_validator(mode="after")
@@ -75,6 +77,8 @@ class HeatmapSpec(Strict):
 
 
 class ReportSpec(Strict):
+    family: Literal["holm", "none"] = Field(
+        "holm", description="how the suite's claims are controlled as a family: Holm's step-down at each claim's alpha, or none")
     tables: list[TableSpec] = Field(default_factory=list)
     figures: list[FigureSpec] = Field(default_factory=list)
     heatmaps: list[HeatmapSpec] = Field(default_factory=list)

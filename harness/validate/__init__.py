@@ -21,7 +21,7 @@ from harness.spec.errors import SpecError
 from harness.spec.expand import locate_run
 from harness.spec.load import LoadedSuite
 from harness.spec.models import RunSpec
-from harness.validate.references import check_references
+from harness.validate.references import check_reference_arms, check_references
 from harness.validate.resources import (
     FAKE_GPU_MEMORY_ENV,
     BuildError,
@@ -47,6 +47,7 @@ class ConfigSummary:
 class Checked:
     configs: list[ConfigSummary]
     metrics: dict[str, frozenset[str]]  # run_id -> the metric names the run logs
+    warnings: list[str] = field(default_factory=list)  # `file:line: message`: what runs but cannot say much
 
 
 def _combination(run: RunSpec) -> str:
@@ -104,4 +105,5 @@ def _check(loaded: LoadedSuite, runs: list[RunSpec]) -> Checked:
         summary = configs.setdefault(_config_key(run), ConfigSummary([], build.resources, list(run.dropped)))
         summary.runs.append(run)
     check_references(loaded, runs, logged)
-    return Checked(list(configs.values()), logged)
+    warnings = check_reference_arms(loaded, runs)
+    return Checked(list(configs.values()), logged, warnings)

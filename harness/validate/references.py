@@ -69,6 +69,8 @@ def _check_references(check: Any, at: KeyPath) -> Iterator[Reference]:
     for name, side in sides:
         if side.metric is not None:
             yield Reference(at + (name, "metric"), side.metric, {**check.where, **side.where}, prefix, span)
+        if side.select_on is not None:
+            yield Reference(at + (name, "select_on"), side.select_on, {**check.where, **side.where})
 
 
 def _suffixes(names: set[str], prefix: str) -> list[str]:
@@ -108,6 +110,39 @@ def check_reference(ref: Reference, runs: list[RunSpec], logged: Mapping[str, fr
 def _shown(names: set[str], n: int = 12) -> str:
     shown = sorted(names)
     return ", ".join(shown[:n]) + (f", ... ({len(shown)} in all)" if len(shown) > n else "")
+
+
+def check_reference_arms(loaded: LoadedSuite, runs: list[RunSpec]) -> list[str]:
+    """The suite's reference arms: each selects runs and is matched on config paths its runs have; each name a
+    claim lists is declared.  Returns warnings (`file:line: message`): claims read against no floor and ceiling."""
+    spec, locate = loaded.spec, loaded.locator.find
+    rows = [_row(r) for r in runs]
+    for name, ref in spec.references.items():
+        chosen = [r for r in rows if _selected(r, ref.where)]
+        if not chosen:
+            raise SpecError(locate(("references", name, "where")), f"selects no run of the suite (where: {dict(ref.where)})")
+        for j, path in enumerate(ref.match):
+            if not any(path in r for r in chosen):
+                known = sorted({k for r in chosen for k in r})
+                raise SpecError(locate(("references", name, "match", j)), f"'{path}' is not a config path of the runs it "
+                                f"selects{did_you_mean(path, known)}")
+    for i, c in enumerate(spec.claims):
+        for j, name in enumerate(c.references or []):
+            if name not in spec.references:
+                raise SpecError(locate(("claims", i, "references", j)), f"unknown reference '{name}'"
+                                f"{did_you_mean(name, list(spec.references))} (declared: {', '.join(spec.references) or 'none'})")
+    warnings = []
+    for i, c in enumerate(spec.claims):
+        if c.check is None or c.references == []:
+            continue
+        names = list(spec.references) if c.references is None else c.references
+        roles = {spec.references[n].role for n in names}
+        if roles != {"floor", "ceiling"}:
+            missing = " and ".join(r for r in ("floor", "ceiling") if r not in roles)
+            warnings.append(f"{locate(('claims', i))}: claim '{c.id}' is read against no {missing}: its verdict cannot say "
+                            "whether the experiment could tell its arms apart (declare `references`, or `references: []` "
+                            "on a claim no floor or ceiling frames)")
+    return warnings
 
 
 def check_references(loaded: LoadedSuite, runs: list[RunSpec], logged: Mapping[str, frozenset[str]]) -> None:
