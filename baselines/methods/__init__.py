@@ -10,5 +10,6 @@ from baselines.methods import (  # noqa: F401  (registers METHODS entries)
     multimodal,
     probe,
     raw,
+    scripted,
     supervised,
 )

@@ -99,6 +99,7 @@ class Act:
             metrics = {
                 "action_l1": (chunks - splits["test"].actions).abs().mean().item(),
                 **closed_loop(self.policy, self.task, self.cfg.ensemble_decay),
+                "items/success": float(len(self.task.rollout_starts)),  # success is a proportion of the rollout starts
                 "probe/future_r2": future_r2(fit_x, targets["probe"], score_x, targets["test"], l2),
                 "probe/future_r2_disk": future_r2(fit_x, targets["probe"][:, 2:], score_x, targets["test"][:, 2:], l2),
                 "probe/state_future_r2": future_r2(splits["probe"].obs.flatten(1), targets["probe"],
@@ -110,7 +111,7 @@ class Act:
         return metrics
 
 
-EVAL_METRICS = ("action_l1", "success", "final_dist", "probe/future_r2", "probe/future_r2_disk", "probe/state_future_r2",
+EVAL_METRICS = ("action_l1", "success", "items/success", "final_dist", "probe/future_r2", "probe/future_r2_disk", "probe/state_future_r2",
                 "eval/step")
 
 

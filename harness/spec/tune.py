@@ -79,7 +79,7 @@ def cells(block: TuneSpec, runs: list[RunSpec], seeds: list[int]) -> list[Cell]:
     groups: dict[str, list[RunSpec]] = {}
     keys: dict[str, dict[str, Any]] = {}
     for r in runs:
-        if not run_matches(r, block.where):
+        if r.ablation or not run_matches(r, block.where):  # a block tunes the grid; an ablation keeps its own config
             continue
         key = {p: _flat_get(r, p) for p in block.per}
         k = json.dumps(key, sort_keys=True)

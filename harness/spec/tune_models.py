@@ -93,7 +93,8 @@ class TuneSpec(Strict):
     direction: Literal["maximize", "minimize"] = "maximize"
     trials: int = Field(ge=1, description="finished (complete or pruned) trials per cell")
     per: list[str] = Field(default_factory=list, description="config paths whose values make a cell; [] = one study")
-    where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict, description="runs this block tunes")
+    where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict, description="runs of the grid this block tunes "
+                                                          "(ablations keep their own config)")
     seed: Optional[int] = Field(None, description="training seed of the trials (default: the suite's first seed)")
     set: dict[str, Any] = Field(default_factory=dict, description="config path -> value for trials only")
     sampler: SamplerSpec = SamplerSpec()

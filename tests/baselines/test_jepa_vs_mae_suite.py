@@ -16,7 +16,8 @@ TINY = [
     "defaults.model.d_model=16",
     "defaults.model.n_heads=2",
     *(f"stages.{s}.defaults.method.probes=[{{name: linear}}, {{name: knn}}, {{name: attentive, steps: 20}}, "
-      "{name: linear, labels: 100}, {name: knn, labels: 100}]" for s in ("probe", "probe_untrained")),
+      "{name: linear, labels: 100}, {name: knn, labels: 100}]" for s in ("probe", "probe_untrained", "probe_supervised")),
+    "stages.supervised.defaults.training.steps=6",
 ]
 
 
@@ -26,9 +27,13 @@ def test_jepa_vs_mae_suite_smoke(root, tmp_path):
     t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
     exp = t.client.get_experiment_by_name("jepa_vs_mae")
     children = [r for r in t.client.search_runs([exp.experiment_id]) if "run_id" in r.data.tags]
-    by_stage = {s: [r for r in children if r.data.tags["stage"] == s] for s in ("pretrain", "probe", "probe_untrained")}
-    # pretrain: 2 datasets x (3 jepa n_targets + 3 mae ratios) + 2 untrained ablations; then one probe run per encoder
-    assert [len(by_stage[s]) for s in by_stage] == [14, 12, 2] and len(children) == 28
+    stages = ("pretrain", "probe", "probe_untrained", "supervised", "probe_supervised")
+    by_stage = {s: [r for r in children if r.data.tags["stage"] == s] for s in stages}
+    # pretrain: 2 datasets x (3 jepa n_targets + 3 mae ratios) + 2 untrained ablations; then one probe run per encoder;
+    # the ceiling: each untrained encoder trained with labels, then probed
+    assert [len(by_stage[s]) for s in by_stage] == [14, 12, 2, 2, 2] and len(children) == 32
+    assert all("finetune/score" in r.data.metrics for r in by_stage["supervised"])
+    children = [r for r in children if r.data.tags["stage"] != "supervised"]
     for r in children:
         assert r.info.status == "FINISHED" and r.data.tags["outcome"] == "finished"
         assert {"probe/linear", "collapse/std_mean", "collapse/std_min", "collapse/eff_rank"} <= set(r.data.metrics)
@@ -47,7 +52,8 @@ def test_jepa_vs_mae_suite_smoke(root, tmp_path):
     assert [m.step for m in t.client.get_metric_history(jepa[0].info.run_id, "probe/linear")] == [3, 6]
 
     report = (tmp_path / "reports" / "jepa_vs_mae" / "report.md").read_text()
-    assert "Runs with results: 28 of 28 expected." in report
+    assert "Runs with results: 32 of 32 expected." in report
+    assert "| floor: untrained | shapes |" in report and "| ceiling: supervised | shapes |" in report  # in every probe table
     assert "| digits | 1 | 1 |" in report and "| shapes | 4 | 1 |" in report  # JEPA rows by the source's n_targets
     assert "| digits | 0.5 | 1 |" in report and "| shapes | 0.9 | 1 |" in report  # MAE rows
     untrained = report.split("## Untrained (randomly initialized) encoder")[1].split("##")[0]

@@ -30,7 +30,8 @@ def test_point_jepa_smoke_suite(root, tmp_path):
 
     out = tmp_path / "reports" / "point_jepa_smoke"
     report = (out / "report.md").read_text()
-    assert "Runs with results: 12 of 12 expected." in report and "| plumbing |" in report and "PASS" in report
+    assert "Runs with results: 14 of 14 expected." in report and "| plumbing |" in report and "PASS" in report
+    assert "| floor: untrained |" in report and "| ceiling: supervised |" in report  # the supervised stage and its probe
     assert "probe fewshot" in report
     for png in ("probe_vs_step.png", "probe_vs_step_short.png", "target_std_vs_step.png", "loss_vs_step.png"):
         assert (out / png).stat().st_size > 1000

@@ -9,7 +9,12 @@ pytestmark = pytest.mark.slow
 def test_policy_jepa_smoke_suite(root, tmp_path):
     proc = cli(root, tmp_path, "run", str(root / "suites" / "policy_jepa_smoke.yaml"), "--workers", "2")
     assert proc.returncode == 0, proc.stderr
-    children, _ = child_runs(tmp_path, "policy_jepa_smoke")
+    runs, _ = child_runs(tmp_path, "policy_jepa_smoke")
+    refs = {r.data.tags["ablation"]: r.data.metrics for r in runs if r.data.tags["ablation"] != "none"}
+    assert sorted(refs) == ["expert", "still", "untrained"]
+    assert refs["expert"]["success"] == 1.0 and refs["still"]["success"] < 1.0  # the expert, through the same evaluator
+    assert refs["expert"]["items/success"] == 8  # success: a proportion of the 8 rollout starts
+    children = [r for r in runs if r.data.tags["ablation"] == "none"]
     assert sorted(r.data.params["method.aux.name"] for r in children) == ["latent", "none", "raw"]
     for r in children:
         assert r.info.status == "FINISHED" and r.data.tags["outcome"] == "finished"
@@ -25,7 +30,8 @@ def test_policy_jepa_smoke_suite(root, tmp_path):
 
     out = tmp_path / "reports" / "policy_jepa_smoke"
     report = (out / "report.md").read_text()
-    assert "Runs with results: 3 of 3 expected." in report and "| plumbing |" in report and "PASS" in report
+    assert "Runs with results: 6 of 6 expected." in report and "| plumbing |" in report and "PASS" in report
+    assert "| floor: still |" in report and "| ceiling: expert |" in report
     assert "_no results yet_" not in report
     for png in ("success_vs_step.png", "probe_vs_step.png", "action_loss_vs_step.png"):
         assert (out / png).stat().st_size > 1000

@@ -9,8 +9,9 @@ pytestmark = pytest.mark.slow
 def test_tabular_jepa_smoke_suite(root, tmp_path):
     proc = cli(root, tmp_path, "run", str(root / "suites" / "tabular_jepa_smoke.yaml"), "--workers", "2")
     assert proc.returncode == 0, proc.stderr
-    children, _ = child_runs(tmp_path, "tabular_jepa_smoke")
-    assert len(children) == 11  # [REG] in {0, 1}, diabetes x {jepa, raw}, 7 ablations; one seed
+    runs, _ = child_runs(tmp_path, "tabular_jepa_smoke")
+    assert len(runs) == 13  # [REG] in {0, 1}, diabetes x {jepa, raw}, 7 ablations, the supervised ceiling and its probe; one seed
+    children = [r for r in runs if r.data.params["method.name"] != "finetune"]
     for r in children:
         assert r.info.status == "FINISHED" and r.data.tags["outcome"] == "finished"
         m = r.data.metrics
@@ -27,7 +28,8 @@ def test_tabular_jepa_smoke_suite(root, tmp_path):
 
     out = tmp_path / "reports" / "tabular_jepa_smoke"
     report = (out / "report.md").read_text()
-    assert "Runs with results: 11 of 11 expected." in report and "| plumbing |" in report and "PASS" in report
+    assert "Runs with results: 13 of 13 expected." in report and "| plumbing |" in report and "PASS" in report
+    assert "| floor: raw |" in report and "| floor: untrained |" in report and "| ceiling: supervised |" in report
     assert "_no results yet_" not in report
     assert "probe mlp_256" in report and "| independent_raw | 1 |" in report and "| diabetes | raw | 1 |" in report
     for png in ("probe_vs_step.png", "rankme_vs_step.png", "loss_vs_step.png", "target_std_vs_step.png"):

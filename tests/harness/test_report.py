@@ -26,32 +26,36 @@ def row(pe: str, seed: int, op: str = "add", accs: dict | None = None, **config)
 def t_cell(values, d=2) -> str:
     m = np.mean(values)
     ci = sps.ttest_1samp(values, 0).confidence_interval(0.95)
-    return f"{m:.{d}f} [{max(ci.low, 0):.{d}f}, {min(ci.high, 1):.{d}f}]"
+    return f"{m:.{d}f} [{ci.low:.{d}f}, {ci.high:.{d}f}]"
 
 
-def test_table_cells_are_mean_and_t_interval_with_ties_marked():
+def test_table_cells_are_mean_and_t_interval_and_two_seeds_bold_nothing():
     df = build([row("abs", 0, accs={5: 1.0, 10: 0.0}), row("abs", 1, accs={5: 0.8, 10: 0.2}),
                 row("rel_k", 0, accs={5: 1.0, 10: 0.9}), row("rel_k", 1, accs={5: 1.0, 10: 0.7}),
                 row("rel_k", 0, "mul", {5: 0.5, 10: 0.5})])
     t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], where={"task.op": "add"}))
     assert t.header == ["model.pos_emb", "seeds", "length 5", "length 10"]
-    # 2 seeds: the paired t-test separates neither column (length 10: differences 0.9 and 0.5, p = 0.18): ties
-    assert t.cells[0] == ["abs", "2", t_cell([1.0, 0.8]) + " ≈", t_cell([0.0, 0.2]) + " ≈"]
-    assert t.cells[1][:3] == ["rel_k", "2", "1.00 [1.00, 1.00] ≈"]
-    assert "t-interval" in t.note and "paired t-test" in t.note and "clipped to [0, 1]" in t.note
+    assert t.cells[0] == ["abs", "2", t_cell([1.0, 0.8]), t_cell([0.0, 0.2])]  # nothing is clipped: no test items declared
+    assert t.cells[1][:3] == ["rel_k", "2", "1.00"]  # two identical seeds: no interval (was [1.00, 1.00], taken as certain)
+    assert not any(any(b) for b in t.bold) and "Nothing is bold: a cell with fewer than 3 runs" in t.note
+    assert "t-interval over seeds" in t.note and "no interval (the seeds agree exactly" in t.note
 
 
-def test_bold_only_where_the_best_is_separated_bootstrap_from_5_seeds():
+def test_a_proportion_cell_adds_its_test_items_and_is_bold_only_when_separated():
     good = [0.90, 0.91, 0.93, 0.92, 0.90]
     bad = [0.50, 0.55, 0.52, 0.49, 0.51]
-    df = build([row("rel_k", s, accs={5: v}) for s, v in enumerate(good)] + [row("abs", s, accs={5: v}) for s, v in enumerate(bad)])
+    df = build([{**row("rel_k", s, accs={5: v}), "items/exact/len_05": 200} for s, v in enumerate(good)]
+               + [{**row("abs", s, accs={5: v}), "items/exact/len_05": 200} for s, v in enumerate(bad)])
     t = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"]))
     assert [r[0] for r in t.cells] == ["abs", "rel_k"] and t.bold[1][2] and not t.bold[0][2]
-    ref = sps.bootstrap((np.array(good),), np.mean, n_resamples=2000, rng=np.random.default_rng(0)).confidence_interval
-    assert t.cells[1][2] == f"0.91 [{ref.low:.2f}, {ref.high:.2f}]" and t.rows[1][2].startswith("**0.91")
-    assert "BCa bootstrap" in t.note
+    from harness.report import stats
+
+    e = stats.interval(good, items=200)
+    assert t.cells[1][2] == f"0.91 [{e.lo:.2f}, {e.hi:.2f}]" and t.rows[1][2].startswith("**0.91")
+    assert e.lo < stats.interval(good).lo  # wider than the seeds alone
+    assert "Wilson interval of the test items" in t.note and "paired t-interval + test items" in t.note
     iqm = metric_table(df, TableSpec(title="t", metric="exact/len_", rows=["model.pos_emb"], statistic="iqm", std=True))
-    assert iqm.cells[1][2].startswith(f"{sps.trim_mean(good, 0.25):.2f} ± {np.std(good, ddof=1):.2f} [") and "IQM" in iqm.note
+    assert iqm.cells[1][2] == f"{sps.trim_mean(good, 0.25):.2f} ± {np.std(good, ddof=1):.2f}" and "IQM" in iqm.note  # 5 runs: none
 
 
 def test_single_run_cells_have_no_interval_and_no_marks_and_columns_sort_numerically():
@@ -110,15 +114,17 @@ def test_figure_over_a_logged_metric_uses_histories_and_averages_x_per_step(tmp_
     assert metric_curve(df, spec, tmp_path / "f.png", hist).stat().st_size > 0
 
 
-def test_figure_bands_are_clipped_to_the_metric_range():
+def test_figure_bands_stay_in_a_proportions_range_and_nothing_else_is_clipped():
     from harness.report.figures import band_data, curve_data
     from harness.spec.models import FigureSpec
 
-    df = build([row("abs", 0, accs={5: 0.0}), row("abs", 1, accs={5: 0.9})])  # t-interval of 2 seeds: far outside [0, 1]
+    rows = [row("abs", 0, accs={5: 0.0}), row("abs", 1, accs={5: 0.9})]  # t-interval of 2 seeds: far outside [0, 1]
     spec = FigureSpec(title="f", metric="exact/len_", hue=["model.pos_emb"], file="f.png")
-    (b,) = band_data(curve_data(df, spec), spec)
-    assert (b["lo"], b["hi"], b["mean"]) == (0.0, 1.0, pytest.approx(0.45))
-    (c,) = band_data(curve_data(df, spec), spec.model_copy(update={"range": (0.0, 0.8)}))
+    (b,) = band_data(curve_data(build(rows), spec), spec)
+    assert b["lo"] < 0 and b["hi"] > 1 and b["mean"] == pytest.approx(0.45)  # not a declared proportion: not clipped
+    (p,) = band_data(curve_data(build([{**r, "items/exact": 100} for r in rows]), spec), spec)
+    assert 0 <= p["lo"] < 0.45 < p["hi"] <= 1  # a proportion's interval lies in [0, 1]
+    (c,) = band_data(curve_data(build(rows), spec), spec.model_copy(update={"range": (0.0, 0.8)}))
     assert c["hi"] == 0.8
 
 
@@ -198,10 +204,10 @@ def test_write_report_md_html_tex_figures_claims_and_extra_sections(tmp_path):
     md = md_path.read_text()
     assert "Runs with results: 4 of 5 expected." in md
     assert ("| rel_wins | rel_k beats abs at 10 | T1 | 15 | exact/len_10: a > b [a: pos_emb=rel_k; b: pos_emb=abs] | 0.80 vs 0.10: "
-            "a-b +0.70 [-1.84, +3.24], p = 0.089 (2 seeds); ~4 seeds would decide at this variance | paired by seed: 95% t-interval "
-            "of the mean difference, one-sided paired t-test of difference > margin 0 | INCONCLUSIVE |") in md
-    assert "| loose | no check here |  |  | – | – | – | not checked |" in md
-    assert "| abs | 2 | 0.90 [0.00, 1.00] ≈ | 0.10 [0.00, 1.00] ≈ |" in md and "| rel_k | 2 | 1.00 [1.00, 1.00] ≈ | 0.80 [0.00, 1.00] ≈ |" in md
+            "a-b +0.70 [-1.84, +3.24] (2 seeds) | – | paired by seed: 95% interval of the mean difference; one-sided "
+            "t-test of difference > margin 0; 2 seeds: a decision needs 3 or more | INCONCLUSIVE |") in md
+    assert "| loose | no check here |  |  | – | – | – | – | not checked |" in md
+    assert f"| abs | 2 | {t_cell([1.0, 0.8])} | {t_cell([0.0, 0.2])} |" in md and f"| rel_k | 2 | 1.00 | {t_cell([0.9, 0.7])} |" in md
     assert "## Runs" in md and "| [model.pos_emb=abs task.op=add](http://ui/#/r/0) | 0 |" in md
     assert "## Tuning: best params per cell" in md and "| rel_k | 1e-3 |" in md and "3 trials each" in md
     assert "![F](f.png)" in md and "![H](h.png)" in md
@@ -209,13 +215,13 @@ def test_write_report_md_html_tex_figures_claims_and_extra_sections(tmp_path):
     assert html.count('src="data:image/png;base64,') == 2 and not re.search(r"src=\"(?!data:)", html)
     assert re.findall(r'href="([^"]*)"', html) == [f"http://ui/#/r/{i}" for i in range(4)]  # only the runs' MLflow pages
     assert "<link" not in html and "<script" not in html and "<style>" in html
-    assert '<td class="INCONCLUSIVE">INCONCLUSIVE</td>' in html and "<td>1.00 [1.00, 1.00] ≈</td>" in html
+    assert '<td class="INCONCLUSIVE">INCONCLUSIVE</td>' in html and "<td>1.00</td>" in html
     assert "Tuning: best params per cell" in html
     tex = (out / "tables.tex").read_text()
     tables = tabulars(tex)
-    assert [n for n, _ in tables] == [8, 4, 2]  # claims, the metric table, the extra section (not the runs index)
+    assert [n for n, _ in tables] == [9, 4, 2]  # claims, the metric table, the extra section (not the runs index)
     assert tables[1][1][0] == r"model.pos\_emb & seeds & length 5 & length 10 \\"
-    assert tables[1][1][2] == r"rel\_k & 2 & 1.00 [1.00, 1.00] $\approx$ & 0.80 [0.00, 1.00] $\approx$ \\"
+    assert tables[1][1][2] == rf"rel\_k & 2 & 1.00 & {t_cell([0.9, 0.7])} \\"
     assert r"\caption{Exact \% by length}" in tex
 
 
@@ -262,14 +268,18 @@ defaults:
   method: {{name: supervised}}
 grid:
   model.pos_emb: [abs, rel_k]
-seeds: [0, 1]
+seeds: [0, 1, 2]
 report:
   tables: [{{title: T, metric: exact/len_, rows: [model.pos_emb]}}]
-claims:
+{refs}claims:
   - id: rel_beats_abs
     text: rel_k beats abs on 4 digits
     check: {{kind: beats, metric: {m}, a: {{where: {{model.pos_emb: {a}}}}}, b: {{where: {{model.pos_emb: {b}}}}}}}
   - {{id: loose, text: not checked}}
+"""
+NO_ROOM = """references:  # a floor and a ceiling that are the same runs: no headroom at all
+  low: {role: floor, where: {model.pos_emb: abs}}
+  high: {role: ceiling, where: {model.pos_emb: abs}}
 """
 
 
@@ -279,10 +289,11 @@ def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, ca
     from harness.tags import Tag
     from harness.track import Tracker
 
-    good, bad, noisy = tmp_path / "fake.yaml", tmp_path / "fake_bad.yaml", tmp_path / "fake_noisy.yaml"
-    good.write_text(FAKE.format(a="rel_k", b="abs", m="exact/len_04"))
-    bad.write_text(FAKE.format(a="abs", b="rel_k", m="exact/len_04"))
-    noisy.write_text(FAKE.format(a="rel_k", b="abs", m="exact/len_03"))
+    good, bad, noisy, flat = (tmp_path / f"{n}.yaml" for n in ("fake", "fake_bad", "fake_noisy", "fake_flat"))
+    good.write_text(FAKE.format(a="rel_k", b="abs", m="exact/len_04", refs=""))
+    bad.write_text(FAKE.format(a="abs", b="rel_k", m="exact/len_04", refs=""))
+    noisy.write_text(FAKE.format(a="rel_k", b="abs", m="exact/len_03", refs=""))
+    flat.write_text(FAKE.format(a="rel_k", b="abs", m="exact/len_04", refs=NO_ROOM))
     uri = f"sqlite:///{tmp_path}/m.db"
     t = Tracker(uri)
     t.setup()
@@ -291,18 +302,18 @@ def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, ca
         mid = t.client.create_run(exp, tags={"run_id": r.run_id, "device": "cpu", "git_sha": "abc123"}).info.run_id
         for k, v in r.config.flat().items():
             t.client.log_param(mid, k, str(v))
-        rel = r.config.model.pos_emb == "rel_k"
-        t.client.log_metric(mid, "exact/len_03", 0.5 + 0.3 * r.config.seed if rel else 0.4)  # the seeds disagree
-        t.client.log_metric(mid, "exact/len_04", (0.8 if rel else 0.1) + 0.01 * r.config.seed)
+        rel, s = r.config.model.pos_emb == "rel_k", r.config.seed
+        t.client.log_metric(mid, "exact/len_03", 0.5 + 0.2 * s if rel else 0.4 + 0.05 * s)  # the seeds disagree
+        t.client.log_metric(mid, "exact/len_04", (0.8 + 0.02 * s) if rel else 0.1 + 0.01 * s * s)
         t.terminate(mid, "FINISHED")
     args = ["--tracking-uri", uri, "--reports-dir", str(tmp_path / "reports"), "--check"]
 
     assert main(["report", str(good), *args]) == 0
     err = capsys.readouterr().err
-    assert "claim PASS         rel_beats_abs: 0.81 vs 0.11: a-b +0.70 [+0.70, +0.70], p = 0 (2 seeds)" in err
+    assert "claim PASS         rel_beats_abs: 0.82 vs 0.12: a-b +0.70 [+0.69, +0.72], p = 1.1e-05 (3 seeds)" in err
     assert "claim not checked  loose" in err
     md = (tmp_path / "reports" / "fake" / "report.md").read_text()
-    assert "| abs | 2 | 0.40 [0.40, 0.40] ≈ | 0.11 [0.04, 0.17] |" in md and "abc123 (4 runs)" in md and "cpu (4 runs)" in md
+    assert f"| abs | 3 | {t_cell([0.4, 0.45, 0.5])} ≈ | {t_cell([0.1, 0.11, 0.14])} |" in md and "abc123 (6 runs)" in md
     parents = [r for r in t.client.search_runs([exp]) if "run_id" not in r.data.tags]
     assert len(parents) == 1 and parents[0].data.tags[Tag.KIND] == "report"  # created: the store had no parent run
     assert parents[0].data.tags["claim.rel_beats_abs"] == "PASS" and "report/report.html" in parents[0].data.tags[Tag.NOTE]
@@ -311,26 +322,13 @@ def test_report_command_checks_claims_and_logs_the_report_to_mlflow(tmp_path, ca
 
     assert main(["report", str(noisy), *args]) == 3  # INCONCLUSIVE: its own exit status
     err = capsys.readouterr().err
-    assert "claims inconclusive: rel_beats_abs" in err and "seeds would decide at this variance" in err
+    assert "claims inconclusive: rel_beats_abs" in err
+
+    assert main(["report", str(flat), *args]) == 4  # UNTESTABLE: another
+    err = capsys.readouterr().err
+    assert "claims untestable: rel_beats_abs" in err and "headroom +0.00" in err
 
     assert main(["report", str(bad), *args]) == 1
     assert "claims failed: rel_beats_abs (FAIL)" in capsys.readouterr().err
     assert main(["report", str(bad), *args[:-1]]) == 0  # without --check a failing claim is only reported
     assert len([r for r in t.client.search_runs([exp]) if "run_id" not in r.data.tags]) == 1  # the report run is reused
-
-
-def test_a_grid_over_learning_rates_is_not_pooled_silently(root):
-    """The issue's case: length_generalization with a grid over two learning rates (its runs as the report reads
-    them, metrics made up): the addition table names optimizer.lr as pooled and counts 2 runs per seed."""
-    from harness.report.frame import results_frame
-    from harness.report.results import SuiteResults
-    from harness.spec import load_and_expand
-    from harness.track import RunRecord
-
-    loaded, runs = load_and_expand(root / "suites" / "length_generalization.yaml", ["grid.optimizer.lr=[0.001,0.003]"])
-    recs = [RunRecord(f"m{r.run_id}", r.run_id, "FINISHED", {}, {}, {"exact/len_05": 0.1 * (i % 7)}) for i, r in enumerate(runs)]
-    res = SuiteResults(loaded.spec, loaded.path, results_frame(runs, recs), None, recs, len(runs), None, runs=runs)
-    t = metric_table(res.frame, loaded.spec.report.tables[0], res.axes())
-    seeds = {r.config.seed for r in runs if r.config.task.op == "add"}
-    assert t.pooled == {"optimizer.lr": 2} and "POOLED (not a row, column or `where`): optimizer.lr (2 values)" in t.note
-    assert {row[1] for row in t.cells} == {f"{2 * len(seeds)} runs / {len(seeds)} seeds"}

@@ -5,8 +5,8 @@ A reference (claim_models.ReferenceSpec) at an arm: the runs its `where` selects
 of each `match` path (read from the arm's own runs), on the arm's metric.  With several floors (ceilings),
 the best one frames the part: the floor nothing-learned must beat, the ceiling the task allows.  A part
 cannot test its claim (each rule with its numbers in the reason) when
-- the headroom (ceiling - floor, its interval at the claim's level) is not verified above what the claim
-  needs (`Frame.gap`: twice a `beats` margin or a `monotone` rise, else above 0);
+- the headroom (ceiling - floor, its interval at the claim's level; with both declared) is not verified above
+  what the claim needs (`Frame.gap`: twice a `beats` margin or a `monotone` rise, else above 0);
 - for a bound: the ceiling does not get past it (nothing at this scale can), or, for a bound the arm must
   reach, the floor already does (the trivial arm passes);
 - for a comparison (`Frame.arms`): every compared arm is within noise of the floor, or every one within noise of
@@ -52,7 +52,12 @@ class Framing:
             return self.missing
         h = self.headroom
         if h is None or self.floor is None or self.ceiling is None:
-            return "–"
+            only = self.floor or self.ceiling
+            if only is None:
+                return "–"
+            role = "floor" if self.floor else "ceiling"
+            return (f"no {'ceiling' if self.floor else 'floor'} declared: headroom unknown ({role} {only.name} "
+                    f"{_value(only.sample, level)})" + (f"; {self.arms}" if self.arms else ""))
         ci = f" [{num(h.lo, '+')}, {num(h.hi, '+')}]" if h.has_interval else " (no interval)"
         f, c = self.floor.sample, self.ceiling.sample
         refs = f"{self.ceiling.name} {_value(c, level)} − {self.floor.name} {_value(f, level)}"
@@ -97,38 +102,36 @@ def _best(refs: list[Reference], higher: bool) -> Reference | None:
 def frame_part(df: pl.DataFrame, part: Part, refs: Mapping[str, ReferenceSpec], alpha: float,
                higher: bool | None = None) -> Framing | None:
     """The reference arms at `part` (None when the claim reads none).  `higher`: whether higher is better
-    (a `beats` check says; else the ceiling's side of the floor)."""
+    (a `beats` check says; else the ceiling's side of the floor).  With only a floor (or only a ceiling)
+    declared, the rules that need both (the headroom) are not applied, and the text says so."""
     if not refs or not part.arms:
         return None
     level = 1 - alpha
-    arm = part.arms[0]
-    at = [reference_at(df, name, spec, arm) for name, spec in refs.items()]
+    at = [reference_at(df, name, spec, part.arms[0]) for name, spec in refs.items()]
     missing = [r.why for r in at if r.sample is None]
-    floors, ceilings = [r for r in at if r.spec.role == "floor"], [r for r in at if r.spec.role == "ceiling"]
     if missing:
         return Framing(None, None, None, True, missing="; ".join(missing))
-    if not floors or not ceilings:
-        role = "floor" if not floors else "ceiling"
-        return Framing(None, None, None, True, missing=f"no {role} reference declared for this claim")
+    floors, ceilings = [r for r in at if r.spec.role == "floor"], [r for r in at if r.spec.role == "ceiling"]
     if higher is None:
-        higher = _best(ceilings, True).sample.mean >= _best(floors, True).sample.mean
+        higher = not (floors and ceilings) or _best(ceilings, True).sample.mean >= _best(floors, True).sample.mean
     floor, ceiling = _best(floors, higher), _best(ceilings, higher)
-    assert floor is not None and ceiling is not None and floor.sample is not None and ceiling.sample is not None
-    head = difference(ceiling.sample, floor.sample, level) if higher else difference(floor.sample, ceiling.sample, level)
+    head = None
+    if floor is not None and ceiling is not None:
+        head = difference(ceiling.sample, floor.sample, level) if higher else difference(floor.sample, ceiling.sample, level)
     framing = Framing(floor, ceiling, head, higher)
-    arms_text, crowded = _arms(part, floor, ceiling, [r for r in at if r.sample is not None], level)
+    arms_text, crowded = _arms(part, floor, ceiling, at, level)
     reason = _reason(part, framing, level) or crowded
     return Framing(floor, ceiling, head, higher, reason, arms=arms_text)
 
 
 def _reason(part: Part, f: Framing, level: float) -> str:
     h, frame = f.headroom, part.frame
-    assert h is not None and f.floor is not None and f.ceiling is not None
-    refs = f"{f.ceiling.name} {_value(f.ceiling.sample, level)}, {f.floor.name} {_value(f.floor.sample, level)}"
-    if not h.has_interval or h.lo <= frame.gap:
-        need = f"{frame.gap:g}" if frame.gap else "0"
-        ci = f" [{num(h.lo, '+')}, {num(h.hi, '+')}]" if h.has_interval else " (no interval: too few seeds)"
-        return f"headroom {num(h.diff, '+')}{ci} is not verified above {need} ({refs})"
+    if h is not None and f.floor is not None and f.ceiling is not None:
+        refs = f"{f.ceiling.name} {_value(f.ceiling.sample, level)}, {f.floor.name} {_value(f.floor.sample, level)}"
+        if not h.has_interval or h.lo <= frame.gap:
+            need = f"{frame.gap:g}" if frame.gap else "0"
+            ci = f" [{num(h.lo, '+')}, {num(h.hi, '+')}]" if h.has_interval else " (no interval: too few seeds)"
+            return f"headroom {num(h.diff, '+')}{ci} is not verified above {need} ({refs})"
     if frame.bound is None:
         return ""
     v = frame.bound
@@ -142,27 +145,28 @@ def _reason(part: Part, f: Framing, level: float) -> str:
         e = s.estimate(level)
         return e.has_interval and (e.hi < v if sign > 0 else e.lo > v)
 
-    if not past(f.ceiling.sample):
+    if f.ceiling is not None and not past(f.ceiling.sample):
         return f"the ceiling {f.ceiling.name} {_value(f.ceiling.sample, level)} does not get past the bound {v:g}: nothing at this scale does"
-    if frame.above == f.higher and not short(f.floor.sample):
+    if f.floor is not None and frame.above == f.higher and not short(f.floor.sample):
         return f"the floor {f.floor.name} {_value(f.floor.sample, level)} is not verified short of the bound {v:g}: the trivial arm may pass"
     return ""
 
 
-def _arms(part: Part, floor: Reference, ceiling: Reference, refs: list[Reference], level: float) -> tuple[str, str]:
+def _arms(part: Part, floor: Reference | None, ceiling: Reference | None, refs: list[Reference], level: float) -> tuple[str, str]:
     """(each compared arm against the floor, in words; why the arms cannot be told apart, or "")."""
     if not part.frame.arms:
         return "", ""
     own = [i for i, a in enumerate(part.arms) if not any(r.sample is not None and a.run_ids <= _runs(r) for r in refs)]
     if len(own) < len(part.arms) or any(part.arms[i].n < stats.MIN_DECIDE for i in own):
         return "", ""  # an arm that is a reference itself: the claim's own test compares with it
-    at_floor = [not _separated(part.arms[i], floor.sample, level) for i in own]
-    at_ceiling = [not _separated(part.arms[i], ceiling.sample, level) for i in own]
     names = [part.arm_names[i] if part.arm_names else show(part.arms[i].x) for i in own]
-    words = ", ".join(f"{n} {'at' if f else 'off'} the floor" for n, f in zip(names, at_floor))
-    if all(at_floor):
-        return words, f"every compared arm is within noise of the floor {floor.name} {_value(floor.sample, level)}"
-    if all(at_ceiling):
+    words = ""
+    if floor is not None:
+        at_floor = [not _separated(part.arms[i], floor.sample, level) for i in own]
+        words = ", ".join(f"{n} {'at' if f else 'off'} the floor" for n, f in zip(names, at_floor))
+        if all(at_floor):
+            return words, f"every compared arm is within noise of the floor {floor.name} {_value(floor.sample, level)}"
+    if ceiling is not None and all(not _separated(part.arms[i], ceiling.sample, level) for i in own):
         return words, f"every compared arm is within noise of the ceiling {ceiling.name} {_value(ceiling.sample, level)}"
     return words, ""
 
