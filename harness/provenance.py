@@ -1,6 +1,7 @@
 """The code a run ran: the harness checkout's git commit (the checkout this package is imported from, not the
-current directory's repository), whether its tree had uncommitted changes and their diff, and the hash of
-the lock file that pins the environment.  Read once per invocation (`code_version`)."""
+current directory's repository), whether its code had uncommitted changes and their diff, and the hash of
+the lock file that pins the environment.  Read once per invocation (`code_version`).  Only the code counts
+(CODE_PATHS): reports, suites (a run records its own config) and files a run writes do not make it dirty."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ CHECKOUT = Path(__file__).resolve().parents[1]  # the repository holding harness
 LOCK_FILE = "requirements.lock"
 MAX_DIFF = 2_000_000  # characters of the uncommitted diff kept as an artifact
 UNKNOWN = "unknown"
+CODE_PATHS = ("harness", "baselines", "hydra_plugins", "scale", "pyproject.toml", "requirements.lock", "requirements-scale.lock",
+              "Makefile")
 
 
 class DirtyTree(RuntimeError):
@@ -34,27 +37,32 @@ class CodeVersion:
         return self.commit + (" (uncommitted changes)" if self.dirty else "")
 
 
-def _git(*args: str) -> str | None:
+def _git(checkout: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=CHECKOUT, capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["git", *args], cwd=checkout, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
 
 
-@lru_cache(maxsize=1)
-def code_version() -> CodeVersion:
-    commit = (_git("rev-parse", "HEAD") or "").strip() or UNKNOWN
-    status = _git("status", "--porcelain") if commit != UNKNOWN else None
+def version_of(checkout: Path) -> CodeVersion:
+    """The commit of `checkout`, and whether its code (CODE_PATHS) differs from it."""
+    commit = (_git(checkout, "rev-parse", "HEAD") or "").strip() or UNKNOWN
+    status = _git(checkout, "status", "--porcelain", "--", *CODE_PATHS) if commit != UNKNOWN else None
     dirty = bool(status and status.strip())
     diff = ""
     if dirty:
         untracked = [line[3:] for line in (status or "").splitlines() if line.startswith("??")]
-        diff = (_git("diff", "HEAD") or "") + "".join(f"\n# untracked: {p}" for p in untracked)
+        diff = (_git(checkout, "diff", "HEAD", "--", *CODE_PATHS) or "") + "".join(f"\n# untracked: {p}" for p in untracked)
         diff = diff[:MAX_DIFF]
-    lock = CHECKOUT / LOCK_FILE
+    lock = checkout / LOCK_FILE
     lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else UNKNOWN
-    return CodeVersion(commit, dirty, diff, lock_sha, str(CHECKOUT))
+    return CodeVersion(commit, dirty, diff, lock_sha, str(checkout))
+
+
+@lru_cache(maxsize=1)
+def code_version() -> CodeVersion:
+    return version_of(CHECKOUT)
 
 
 def require_clean() -> None:

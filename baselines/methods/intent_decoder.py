@@ -97,8 +97,8 @@ class IntentDecoder(Finetune):
                 tokens += int((targets != self.pad).sum())
         finally:
             self.module.train(was_training)
-        return {"decode/exact": sum(exact) / len(exact), "decode/token_f1": torch.cat(f1).mean().item(),
-                "decode/loss": loss_sum / tokens}
+        return {"decode/exact": sum(exact) / len(exact), "items/decode/exact": float(len(exact)),  # a proportion of the recordings
+                "decode/token_f1": torch.cat(f1).mean().item(), "decode/loss": loss_sum / tokens}
 
 
 def text_task(task: Task, user: str) -> TextLabeledTask:
@@ -109,6 +109,6 @@ def text_task(task: Task, user: str) -> TextLabeledTask:
 
 
 @METHODS.register("intent_decoder", IntentDecoderConfig, requires={"representation"},
-                  metrics=lambda cfg, task: ["train/token_acc", "train/step", "decode/exact", "decode/token_f1", "decode/loss"])
+                  metrics=lambda cfg, task: ["train/token_acc", "train/step", "decode/exact", "items/decode/exact", "decode/token_f1", "decode/loss"])
 def build(cfg: IntentDecoderConfig, model: nn.Module, task: Task) -> IntentDecoder:
     return IntentDecoder(cfg, token_encoder(model, "method intent_decoder"), text_task(labeled_task(task, "method intent_decoder"), "method intent_decoder"))

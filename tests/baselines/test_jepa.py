@@ -139,7 +139,7 @@ def test_evaluate_probes_the_target_encoder():
     assert set(metrics) == {
         "probe/linear", "probe/knn", "probe_chosen/linear_l2", "collapse/std_mean", "collapse/std_min",
         "collapse/eff_rank", "collapse/eff_rank_centered", "collapse/log2_rank_centered", "collapse/content_share",
-        "ema/momentum", "eval/step",
+        "ema/momentum", "eval/step", "probe_val/linear", "items/probe",
     }
     assert 0.0 <= metrics["probe/linear"] <= 1.0 and 0.0 <= metrics["probe/knn"] <= 1.0
     assert metrics["collapse/eff_rank"] >= 1.0 and metrics["ema/momentum"] == 0.996

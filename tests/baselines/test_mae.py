@@ -93,7 +93,7 @@ def test_evaluate_probes_the_encoder():
     metrics = m.evaluate()
     assert set(metrics) == {"probe/linear", "probe/knn", "probe_chosen/linear_l2", "collapse/std_mean", "collapse/std_min",
                             "collapse/eff_rank", "collapse/eff_rank_centered", "collapse/log2_rank_centered", "collapse/content_share",
-                            "eval/step"}
+                            "eval/step", "probe_val/linear", "items/probe"}
     assert 0.0 <= metrics["probe/knn"] <= 1.0 and metrics["collapse/std_min"] <= metrics["collapse/std_mean"]
     assert m.encoder.training  # restored after evaluation
 

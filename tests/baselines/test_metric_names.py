@@ -30,6 +30,7 @@ CASES = {  # method@suite -> overrides that make it tiny; every mask sampler of 
     "ti_jepa@multimodal_jepa_smoke": ["defaults.training.steps=2"],  # stages: their sources built untrained here
     "intent_decoder@multimodal_jepa_smoke": ["defaults.training.steps=2"],
     "mc_jepa@motion_jepa_smoke": TINY,  # the joint arm; every arm: tests/baselines/test_motion.py
+    "scripted@policy_jepa_smoke": TINY,  # the expert and the still policy (the suite's reference arms)
 }
 
 

@@ -92,7 +92,8 @@ def test_evaluate_perfect_model():
     method = build(oracle, task, eval_batch_size=7)  # several eval batches per split
     oracle.train()
     metrics = method.evaluate()
-    assert set(metrics) == {"examples_seen"} | {f"{m}/{s}" for m in ("exact", "token_acc", "loss") for s in ("len_03", "len_08")}
+    assert set(metrics) == {"examples_seen"} | {f"{m}/{s}" for m in ("exact", "token_acc", "loss", "items/exact") for s in ("len_03", "len_08")}
+    assert metrics["items/exact/len_03"] == len(task.eval_splits()["len_03"])  # exact match: a proportion of the rows
     assert metrics["exact/len_03"] == metrics["exact/len_08"] == 1.0
     assert metrics["token_acc/len_08"] == 1.0
     assert metrics["loss/len_08"] < 1e-3

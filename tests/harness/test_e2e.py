@@ -72,3 +72,51 @@ def test_failures_are_contained(root, tmp_path):
     finished = [r for r in children if r.data.tags["ablation"] == "none"]
     assert len(finished) == 2 and all(r.info.status == "FINISHED" for r in finished)
     assert (tmp_path / "reports" / "smoke" / "report.md").exists()
+
+
+HEADROOM = """\
+name: headroom
+description: the same comparison on sklearn's digits and on shapes whose label is invisible (amplitude 0)
+defaults:
+  task: {name: digits, image_size: 8}
+  model: {name: vit, patch_size: 2, d_model: 16, n_layers: 1, n_heads: 2}
+  method: {name: raw, probes: [{name: linear}]}
+  training: {steps: 1, batch_size: 8}
+grid:
+  task.name: [digits, shapes]
+when:
+  - if: {task.name: shapes}
+    set: {task: {name: shapes, image_size: 8, shape_amplitude: 0.0, n_classes: 3, probe_train_size: 300, probe_test_size: 300}}
+seeds: [0, 1, 2]
+ablations:  # the untrained encoder of each task (ablations are not crossed with the grid)
+  untrained_digits: {method: {name: mae, probes: [{name: linear}]}, optimizer.lr: 1.0e-12}
+  untrained_shapes:
+    task: {name: shapes, image_size: 8, shape_amplitude: 0.0, n_classes: 3, probe_train_size: 300, probe_test_size: 300}
+    method: {name: mae, probes: [{name: linear}]}
+    optimizer.lr: 1.0e-12
+references:
+  untrained: {role: floor, where: {method.name: mae}, match: [task.name]}
+  pixels: {role: ceiling, where: {method.name: raw}, match: [task.name]}
+claims:
+  - id: visible
+    text: the pixels probe above the untrained encoder where the label is visible
+    check: {kind: beats, metric: probe/linear, where: {task.name: digits}, a: {where: {method.name: raw}}, b: {where: {method.name: mae}}}
+  - id: invisible
+    text: the same where the label is invisible
+    check: {kind: beats, metric: probe/linear, where: {task.name: shapes}, a: {where: {method.name: raw}}, b: {where: {method.name: mae}}}
+"""
+
+
+def test_a_task_no_arm_can_learn_is_untestable_and_a_learnable_one_decides(root, tmp_path):
+    """Through the real CLI: the same claim PASSes where the ceiling (here the pixels themselves) clears the floor
+    (the untrained encoder) and is UNTESTABLE where nothing can read the label; `report --check` exits 4."""
+    suite = tmp_path / "headroom.yaml"
+    suite.write_text(HEADROOM)
+    proc = cli(root, tmp_path, "run", str(suite), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "claim PASS         visible:" in proc.stderr
+    assert "claim UNTESTABLE   invisible:" in proc.stderr and "is not verified above 0" in proc.stderr
+    report = (tmp_path / "reports" / "headroom" / "report.md").read_text()
+    assert "headroom (ceiling − floor)" in report and "1 PASS, 1 UNTESTABLE" in report
+    check = cli(root, tmp_path, "report", str(suite), "--check")
+    assert check.returncode == 4 and "claims untestable: invisible" in check.stderr

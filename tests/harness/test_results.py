@@ -295,3 +295,28 @@ def test_optuna_dashboard_serves_the_studies_of_a_journal(tmp_path):
     finally:
         ui.terminate()
         ui.wait(timeout=60)
+
+
+def test_the_dirty_flag_reads_the_code_only(tmp_path):
+    """A report, a suite or a store written next to the code does not make the checkout dirty; an edit to the code
+    does, and its diff names only the code."""
+    import subprocess
+
+    from harness import provenance
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "harness").mkdir()
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "harness" / "m.py").write_text("x = 1\n")
+    (tmp_path / "reports" / "r.md").write_text("old\n")
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "add", ".")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "c")
+    (tmp_path / "reports" / "r.md").write_text("new\n")  # a regenerated report
+    (tmp_path / "mlflow.db").write_text("")  # a store
+    assert not provenance.version_of(tmp_path).dirty
+    (tmp_path / "harness" / "m.py").write_text("x = 2\n")
+    v = provenance.version_of(tmp_path)
+    assert v.dirty and "harness/m.py" in v.diff and "reports" not in v.diff

@@ -162,6 +162,10 @@ def test_seed_axis_in_branch_replaces_suite_seeds(tmp_path):
 
 def test_length_generalization_suite_expansion(root):
     runs = expand(load_suite(root / "suites" / "length_generalization.yaml"))
+    refs = sorted((r.ablation, r.config.seed) for r in runs if r.ablation)  # the reference arms: 3 seeds each
+    assert refs == [(a, s) for a in ("in_distribution_add", "in_distribution_mul", "untrained_add", "untrained_mul") for s in range(3)]
+    assert all(r.config.optimizer.lr == 1e-12 and r.config.training.steps == 1 for r in runs if r.ablation.startswith("untrained"))
+    runs = [r for r in runs if not r.ablation]
     add = [r for r in runs if r.config.task.op == "add"]
     mul = [r for r in runs if r.config.task.op == "mul"]
     assert len(add) == 6 * 3 and len(mul) == 6 * 2 + 2 * 2  # + k in {0, 50} at 16000 steps, 2 seeds
@@ -183,6 +187,9 @@ def test_copying_suite_expansion_list_valued_axis_and_comparable_params(root):
     from harness.runner import build
 
     runs = expand(load_suite(root / "suites" / "copying.yaml"))
+    refs = {r.ablation: r for r in runs if r.ablation and r.config.seed == 0}
+    assert refs["in_distribution"].config.task.train_len == (5, 40) and refs["in_distribution"].config.task.context_len == 128
+    runs = [r for r in runs if not r.ablation]
     assert len(runs) == 2 * (4 + 2) * 3  # train lengths x (4 transformer variants + lstm + mamba) x seeds
     assert all(r.config.optimizer.warmup_steps == 500 for r in runs)  # every model and range: one warm-up
     assert {tuple(r.config.task.train_len) for r in runs} == {(5, 10), (5, 20)}
