@@ -268,8 +268,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """`harness <package version> (<checkout commit>[, uncommitted changes])` (no git call unless asked: lazy)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from harness.provenance import code_version
+
+    try:
+        pkg = version("harness")
+    except PackageNotFoundError:
+        pkg = "unknown"
+    return f"harness {pkg} ({code_version().described})"
+
+
+class _Version(argparse.Action):
+    """--version: computed when asked (it reads git), not on every start-up."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(_version())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="harness", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action=_Version, help="print the harness's version and its checkout's commit")
     sub = ap.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("validate", help="validate suites (all of the suite folders by default): load, expand, build each "
                                          "distinct task/model/method once, check every metric named")
@@ -296,13 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
         if name in ("run", "tune", "report", "results", "status"):
             p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: optuna-journal.log next to the MLflow store)")
-            p.add_argument("--reports-dir", default=str(REPORTS_DIR))
+            p.add_argument("--reports-dir", default=str(REPORTS_DIR), help="where reports/<suite>/ is written (default: ./reports)")
         if name == "report":
             p.add_argument("--check", action="store_true", help="exit 1 when a claim FAILs or has NO DATA, else 4 when one is "
                            "UNTESTABLE, else 3 when one is INCONCLUSIVE (for CI)")
         if name == "results":
             p.add_argument("--out", default=None, help="the runs table's file (default <suite>_results.<format>); histories go to <stem>.history.<ext>")
-            p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+            p.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="file format of the export (default parquet)")
         if name == "status":
             p.add_argument("--rerun-stale", action="store_true", help="then rerun the stale runs (harness run --rerun-stale)")
             p.add_argument("--workers", type=int, default=None, help="CPU worker processes for --rerun-stale (default: cores)")
@@ -310,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--workers", type=int, default=None, help="CPU worker processes (default: cores)")
             p.add_argument("--backend", choices=BACKENDS, default=None, help="where runs execute (default: the suite's scheduler.backend, else local)")
         if name == "run":
-            p.add_argument("--no-report", action="store_true")
+            p.add_argument("--no-report", action="store_true", help="train only: do not write the report at the end")
             p.add_argument("--require-clean", action="store_true", help="refuse to run when the harness checkout has uncommitted changes")
             p.add_argument("--rerun-stale", action="store_true", help="also rerun finished runs whose code commit differs from now")
     return ap

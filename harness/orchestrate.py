@@ -103,6 +103,25 @@ def retries_for(spec: SuiteSpec, run: RunSpec) -> int:
     return spec.scheduler.max_retries if stage is None or stage.scheduler.max_retries is None else stage.scheduler.max_retries
 
 
+TAIL_BYTES = 65536  # of a failed run's log read for its error line (a log may be gigabytes)
+
+
+def last_error(log_path: Path | None, tail: int = TAIL_BYTES) -> str:
+    """The error line of a failed run's log: the exception line closing its last traceback (the first line after
+    "Traceback (most recent call last):" that is not indented), else the log's last non-empty line; "" without
+    a log.  Reads the last `tail` bytes only."""
+    try:
+        with open(log_path, "rb") as f:  # type: ignore[arg-type]
+            f.seek(max(0, os.path.getsize(log_path) - tail))
+            lines = [ln.rstrip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except (OSError, TypeError):
+        return ""
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
+    after = lines[starts[-1] + 1:] if starts else []
+    line = next((ln for ln in after if not ln[:1].isspace()), lines[-1] if lines else "")
+    return line[:300]
+
+
 def _progress(console: Console) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -139,8 +158,19 @@ def run_suite(spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, session: S
                 job.after, job.group = ((r.config.source.run_id,) if r.config.source else ()), r.stage
                 queue.push(job)
 
+            running = [0]
+
+            def show() -> None:
+                progress.update(bar, status=f"running {running[0]}  failed {len(out.failed)}")
+
             def on_start(job: Job, slot: Slot) -> list[str]:
                 r = by_key[job.key]
+                running[0] += 1
+                show()
+                if job.attempt:
+                    progress.console.print(f"[yellow]retrying[/] {r.name} (attempt {job.attempt + 1})")
+                if (ckpt_dir / r.run_id / "resume.pt").exists():
+                    progress.console.print(f"resuming {r.name} from its last checkpoint ({ckpt_dir / r.run_id})")
                 source_id = sources.get(r.config.source.run_id) if r.config.source else None
                 tags = {**session.tags, **run_tags(r, slot, job.attempt), **source_note(r, source_id, session.experiment_id, session.description)}
                 argv = tracked.start(job, r.name, tags)
@@ -162,6 +192,7 @@ def run_suite(spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, session: S
 
             def on_end(job: Job, rc: int) -> None:
                 r = by_key[job.key]
+                running[0] -= 1
                 status, outcome = tracked.end(job, rc)
                 if status in (Status.FAILED, Status.KILLED) and job.attempt < retries_for(spec, r):  # KILLED: someone else SIGTERMed it
                     job.attempt += 1
@@ -173,13 +204,17 @@ def run_suite(spec: SuiteSpec, runs: list[RunSpec], tracker: Tracker, session: S
                     queue.succeed(job.key)
                 else:
                     out.failed.append(r.name)
-                    progress.console.print(f"[red]FAILED[/] {r.name} (run_id {r.run_id}, exit {rc}); log: {job.log_path}")
+                    error = last_error(job.log_path)
+                    progress.console.print(f"[red]FAILED[/] {r.name} (run_id {r.run_id}, exit {rc})"
+                                           + (f": {error}" if error else "") + f"; log: {job.log_path}", highlight=False, soft_wrap=True)
                     for dropped in queue.fail(job.key):
                         skip(dropped, by_key[dropped.after[0]])
                 progress.advance(bar)
+                show()
 
             def on_tick(n_running: int) -> None:
-                progress.update(bar, status=f"running {n_running}  failed {len(out.failed)}")
+                running[0] = n_running
+                show()
 
             t0 = time.perf_counter()
             pool.run(queue, on_start, on_end, on_tick)

@@ -334,11 +334,16 @@ def _report(suite: Suite, runs: list[RunSpec], summaries: list[StudySummary], tr
     return ReportResult(path, claims, uri, ui_link=link)
 
 
-def results(suite: Suite, tracking_uri: str | None = None, history: bool = True, storage: str | None = None) -> SuiteResults:
-    """The suite's results from the store: `.frame` (one row per run) and `.history` (every logged metric's
-    points, run_id / metric / step / value, with `history`), polars frames; `.export(path, fmt)` writes both."""
+def results(suite: Suite | str | Path, tracking_uri: str | None = None, history: bool = True, storage: str | None = None,
+            overrides: Sequence[str] = ()) -> SuiteResults:
+    """The suite's results from the store (`suite`: a loaded Suite, or a name in suites/ or a path, loaded with
+    `overrides`): `.frame` (one row per run) and `.history` (every logged metric's points, run_id / metric / step
+    / value, with `history`), polars frames; `.export(path, fmt)` writes both.  The one results function: the
+    report, `harness results` and notebooks read this."""
     from harness.report import collect
 
+    if not isinstance(suite, Suite):
+        suite = load(suite, overrides, check=False)
     tracker = Tracker(tracking_uri)
     runs, _ = _stored_runs(suite, tracker, storage, None)
     return collect(suite.loaded.spec, suite.loaded.path, runs, tracker, suite.overrides, history_keys="all" if history else [])

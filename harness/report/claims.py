@@ -154,7 +154,7 @@ def _measured(c: _Checked, status: str) -> tuple[str, int]:
         parts = c.parts[offset:offset + len(sub.all_parts())]
         if parts:
             i = _deciding(parts, status)
-            texts.append(parts[i].text)
+            texts.append(sub.passed if status == PASS and sub.passed else parts[i].text)
             first = offset + i if first is None else first
         offset += len(parts)
     if status == FAIL:  # the part that fails, wherever it is

@@ -1,6 +1,7 @@
-"""A suite's results read back from the tracking store (never from in-memory state): the public entry
-point of notebooks, of `harness report` and of `harness results` (polars frames; `.to_pandas()` is one
-call away)."""
+"""A suite's results read back from the tracking store (never from in-memory state): what `harness report`,
+`harness results` and notebooks read (polars frames; `.to_pandas()` is one call away).  The one way to get
+them is `harness.pipeline.results(suite)`: it knows which runs are the suite's (a tuned cell's runs carry
+their study's best params, so their run_ids are not the ones the suite file alone expands to)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from harness.report.frame import history_frame, results_frame
 from harness.report.render import ReportData, history_metrics, write_report
 from harness.report.repro import reproducibility
 from harness.report.seeds import candidate_runs
-from harness.spec.find import load_and_expand
 from harness.spec.models import RunSpec, SuiteSpec
 from harness.store import run_url, ui_url
 from harness.track import ParentRun, RunRecord, Tracker
@@ -98,10 +98,3 @@ def collect(spec: SuiteSpec, path: Path, runs: list[RunSpec], tracker: Tracker, 
     parent = tracker.newest_parent(exp_id) if exp_id else None
     return SuiteResults(spec, path, results_frame(all_runs, records), history, records, len(all_runs), parent,
                         list(overrides), all_runs, exp_id or "", ui_url(tracker.uri))
-
-
-def load_results(suite: str | Path, tracking_uri: str | None = None, overrides: Sequence[str] = ()) -> SuiteResults:
-    """Load and validate a suite (a name in suites/ or a path), expand it and read its runs' results
-    from the tracking store (default sqlite:///./mlflow.db)."""
-    loaded, runs = load_and_expand(suite, overrides)
-    return collect(loaded.spec, loaded.path, runs, Tracker(tracking_uri), overrides)

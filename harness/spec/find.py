@@ -1,6 +1,7 @@
 """Suite names -> suite files.  A name is looked up in the suite folders, in this order: $HARNESS_SUITES
-(a folder), the repository's own `suites/` (next to the harness package; found whatever the current
-directory), then `./suites`.  A path (ending in .yaml / .yml, or an existing file) is taken as it is."""
+(a folder), `./suites` (the user's own: a suite of theirs named like one of the repository's wins), then the
+repository's own `suites/` (next to the harness package; found whatever the current directory).  A path
+(ending in .yaml / .yml, or an existing file) is taken as it is."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ SUITES_ENV = "HARNESS_SUITES"
 
 def suite_dirs() -> list[Path]:
     dirs = [Path(os.environ[SUITES_ENV])] if os.environ.get(SUITES_ENV) else []
-    dirs += [REPO_SUITES, Path.cwd() / "suites"]
+    dirs += [Path.cwd() / "suites", REPO_SUITES]
     return list(dict.fromkeys(d.resolve() for d in dirs if d.is_dir()))
 
 

@@ -134,7 +134,7 @@ def validation_error(err: ValidationError, model: type[BaseModel], locate, prefi
     path = prefix + tuple(e["loc"])
     if e["type"] == "extra_forbidden":
         known = _field_names(model, tuple(e["loc"][:-1]))
-        hint = did_you_mean(str(e["loc"][-1]), known)
+        hint = did_you_mean(str(e["loc"][-1]), known) or _under_defaults(path, e.get("input"), model)
         msg = f"unknown key '{e['loc'][-1]}'{hint}" + (f" (allowed: {', '.join(known)})" if known and not hint else "")
     else:
         msg = e["msg"].removeprefix("Value error, ")
@@ -142,6 +142,18 @@ def validation_error(err: ValidationError, model: type[BaseModel], locate, prefi
         if e["type"] != "missing" and not isinstance(e.get("input"), (dict, list)) and shown not in msg:
             msg += f", got {shown}"
     return SpecError(locate(path), msg)
+
+
+def _under_defaults(path: KeyPath, value: Any, model: type[BaseModel]) -> str:
+    """A run-config key written at a suite's top level (Hydra's habit: `training.steps=80`): the suite path it
+    means, `defaults.training.steps`."""
+    if len(path) != 1 or str(path[0]) not in CONFIG_KEYS or "defaults" not in model.model_fields:
+        return ""
+    keys = [str(path[0])]
+    while isinstance(value, dict) and len(value) == 1:
+        (k, value), = value.items()
+        keys.append(str(k))
+    return f"; did you mean 'defaults.{'.'.join(keys)}'? (a run's config sits under `defaults:`)"
 
 
 SCALAR_KEYS = tuple(k for k, f in RunConfig.model_fields.items() if not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)))

@@ -157,11 +157,14 @@ def enqueue_grid(study: optuna.Study, block: TuneSpec, n: int) -> None:
 
 
 def _study(block: TuneSpec, cell: Cell, prefix: str, storage: str) -> optuna.Study:
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=cell.study_name(prefix), storage=open_storage(block.storage or storage),
         sampler=build_sampler(block.sampler), pruner=build_pruner(block.pruner),
         direction=block.direction, load_if_exists=True,
     )
+    if study.metric_names != [block.objective]:  # optuna-dashboard shows the metric's name, not "Objective 0"
+        study.set_metric_names([block.objective])
+    return study
 
 
 def _locate(loaded: LoadedSuite, scope: TuneScope, i: int, block: TuneSpec):
@@ -206,7 +209,7 @@ def tune_suite(loaded: LoadedSuite, runs: list[RunSpec], tracker: Tracker, sessi
     scope = scope or suite_scope(loaded)
     summaries: list[StudySummary] = []
     with tempfile.TemporaryDirectory(prefix="harness-trials-") as tmp:
-        trials = _Trials(loaded, tracker, session, pool, Path(tmp), storage)
+        trials = _Trials(loaded, tracker, session, pool, Path(tmp), storage, console)
         try:
             for i, block in enumerate(scope.blocks):
                 for cell in cells(block, runs, list(scope.seeds)):
@@ -228,9 +231,10 @@ class _Trials:
     """Runs the trials of one `tune_suite` call: a tuning parent run (made when the first trial
     starts), waves of trials through the pool, each told to its study when its worker ends."""
 
-    def __init__(self, loaded: LoadedSuite, tracker: Tracker, session: Session, pool: Pool, tmp: Path, storage: str) -> None:
+    def __init__(self, loaded: LoadedSuite, tracker: Tracker, session: Session, pool: Pool, tmp: Path, storage: str,
+                 console: Console) -> None:
         self.loaded, self.tracker, self.session, self.pool = loaded, tracker, session, pool
-        self.tmp, self.storage = tmp, storage
+        self.tmp, self.storage, self.console = tmp, storage, console
         self.log_dir = session.store.log_dir(loaded.spec.name) / "tune"
         self.parent = ""
 
@@ -292,7 +296,12 @@ class _Trials:
                 study.tell(t, state=TrialState.PRUNED)
             else:
                 study.tell(t, state=TrialState.FAIL)
-            self.tracker.set_tags(tracked.mlflow_ids[job.key], {Tag.TRIAL_STATE: study.trials[t.number].state.name})
+            frozen = study.trials[t.number]
+            self.tracker.set_tags(tracked.mlflow_ids[job.key], {Tag.TRIAL_STATE: frozen.state.name})
+            done = sum(x.state in (TrialState.COMPLETE, TrialState.PRUNED) for x in study.get_trials(deepcopy=False))
+            value_text = f" -> {block.objective} {frozen.value:.4g}" if frozen.value is not None else ""
+            self.console.print(f"tune {block.name} {escape('[' + cell.label + ']')} trial {done}/{block.trials}: "
+                               f"{show_params(t.params)}{value_text} ({frozen.state.name})", highlight=False)
 
         try:
             self.pool.run([self._job(study, block, t, runs[k]) for k, t in trials.items()], on_start, on_end)

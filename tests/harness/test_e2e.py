@@ -52,6 +52,9 @@ def test_failures_are_contained(root, tmp_path):
     )
     assert proc.returncode == 1
     assert "failed runs:" in proc.stderr and "crash seed=0" in proc.stderr and "killed seed=0" in proc.stderr
+    failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("FAILED crash seed=0")]
+    assert failed and "InjectedFault" in failed[0]  # the run's own error line, not only its log's path
+    assert "retrying crash seed=0 (attempt 2)" in proc.stderr
     children, _ = child_runs(tmp_path, "smoke")
     # crash and killed are retried once (max_retries=1): two FAILED attempts each
     assert len(children) == 7

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from conftest import cli
 
-from harness.report import load_results, metric_table
+from harness import pipeline
+from harness.report import metric_table
 
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "golden" / "smoke_tables.csv"
@@ -28,7 +29,7 @@ def smoke_tables(root: Path, tmp: Path) -> tuple[pd.DataFrame, str, dict[str, in
     suite = root / "suites" / "smoke.yaml"
     proc = cli(root, tmp, "run", str(suite), "--workers", "2")
     assert proc.returncode == 0, proc.stderr
-    results = load_results(suite, f"sqlite:///{tmp}/mlflow.db")
+    results = pipeline.results(suite, f"sqlite:///{tmp}/mlflow.db")
     rows = []
     for spec in results.spec.report.tables:
         for r in metric_table(results.frame, spec, results.axes()).long().iter_rows(named=True):

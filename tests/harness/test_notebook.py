@@ -1,5 +1,5 @@
 """notebooks/smoke_analysis.ipynb, executed (nbclient, python3 kernel) on a fresh smoke run: it loads the
-runs through harness.report.load_results and prints the same table as the report."""
+runs through harness.pipeline.results (the one results function) and prints the same table as the report."""
 
 import nbformat
 import pytest
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 def test_notebook_reproduces_the_smoke_table_and_figure(root, tmp_path, monkeypatch):
     proc = cli(root, tmp_path, "run", str(root / "suites" / "smoke.yaml"), "--workers", "2")
     assert proc.returncode == 0, proc.stderr
-    monkeypatch.setenv("HARNESS_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # the CLI's variable
     monkeypatch.setenv("HARNESS_SUITE", "smoke")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     nb = nbformat.read(root / "notebooks" / "smoke_analysis.ipynb", as_version=4)

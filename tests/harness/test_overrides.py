@@ -21,6 +21,25 @@ def runs_of(overrides, suite=SMOKE):
     return load_and_expand(suite, overrides)
 
 
+def test_a_run_config_key_without_defaults_is_named_with_its_suite_path(capsys):
+    from harness.cli import main
+
+    assert main(["expand", SMOKE, "training.steps=80"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'defaults.training.steps'? (a run's config sits under `defaults:`)" in err and len(err.splitlines()) == 1
+
+
+def test_a_local_suite_wins_over_the_repositorys_of_the_same_name(tmp_path, monkeypatch):
+    from harness.spec.find import find_suite
+
+    (tmp_path / "suites").mkdir()
+    mine = tmp_path / "suites" / "smoke.yaml"
+    mine.write_text((REPO_SUITES / "smoke.yaml").read_text().replace("name: smoke", "name: smoke  # mine"))
+    monkeypatch.chdir(tmp_path)
+    assert find_suite("smoke").resolve() == mine.resolve()  # was the repository's, silently
+    assert find_suite("copying").resolve() == (REPO_SUITES / "copying.yaml").resolve()  # the rest: the repository's
+
+
 def test_set_add_force_and_delete():
     loaded, runs = runs_of(["defaults.model.d_model=16", "+defaults.model.dropout=0.1", "++defaults.training.steps=7",
                             "~defaults.evaluation.every", "defaults.task.op='add'"])

@@ -169,3 +169,14 @@ def test_a_sigkilled_launchers_empty_temp_warm_log_is_removed(root: Path, writte
     assert not alive()  # the warm process died with its launcher
     assert log.exists() == written
     log.unlink(missing_ok=True)
+
+
+def test_a_failed_runs_error_line_is_read_from_the_tail_of_its_log(tmp_path):
+    from harness.orchestrate import TAIL_BYTES, last_error
+
+    log = tmp_path / "run.log"
+    trace = "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n    raise ValueError('bad lr')\nValueError: bad lr\n"
+    log.write_text("step 1\n" * 2_000_000 + trace + "worker exiting\n")  # ~14 MB: only the last 64 KB are read
+    assert last_error(log) == "ValueError: bad lr" and log.stat().st_size > 100 * TAIL_BYTES
+    (tmp_path / "plain.log").write_text("killed by the OOM killer\n\n")
+    assert last_error(tmp_path / "plain.log") == "killed by the OOM killer" and last_error(tmp_path / "none.log") == ""

@@ -196,11 +196,13 @@ def _studies(cwd: Path) -> list[optuna.Study]:
 def test_tune_then_run_applies_the_best_params(root, tmp_path):
     r = cli(root, tmp_path, "tune", SUITE, "--workers", "2")
     assert r.returncode == 0, r.stderr
+    assert "tune lr [model.pos_emb=rel_k] trial 4/4: " in r.stderr  # progress: a line per trial as it ends
     studies = _studies(tmp_path)
     assert len(studies) == 2
     states = [t.state for s in studies for t in s.trials]
     assert len(states) == 8 and TrialState.PRUNED in states, states  # the low-lr trial is pruned (seeded, deterministic)
     assert all(st in (TrialState.COMPLETE, TrialState.PRUNED) for st in states)
+    assert all(s.metric_names == ["token_acc/len_03"] for s in studies)  # optuna-dashboard names the objective
 
     children, parents = child_runs(tmp_path, "smoke_tune")
     trials = [c for c in children if c.data.tags.get("harness.kind") == "trial"]
@@ -231,6 +233,11 @@ def test_tune_then_run_applies_the_best_params(root, tmp_path):
         assert float(c.data.tags["tuned.optimizer.lr"]) == pytest.approx(want)
     report = (tmp_path / "reports" / "smoke_tune" / "report.md").read_text()
     assert "## Tuning: best params per cell" in report and "model.pos_emb=rel_k" in report
+    # one results function: the notebook's path (pipeline.results by name) finds the tuned runs the report shows
+    from harness import pipeline
+
+    assert {r["run_id"] for r in pipeline.results(SUITE, f"sqlite:///{tmp_path}/mlflow.db").frame.iter_rows(named=True)} \
+        == {c.data.tags["run_id"] for c in final}
 
     loaded = load_suite(root / "suites" / "smoke_tune.yaml")
     runs, summaries = apply_studies(loaded, expand(loaded), str(tmp_path / JOURNAL_NAME))

@@ -187,3 +187,18 @@ def test_the_build_deadline_keeps_a_timer_the_caller_armed():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_every_option_of_every_command_has_help_and_there_is_a_version(capsys):
+    import argparse
+
+    from harness.cli import build_parser, main
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {'/'.join(a.option_strings) or a.dest}" for name, p in [("", parser), *subs.choices.items()]
+               for a in p._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help]
+    assert missing == []
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("harness 0.1.0 (")

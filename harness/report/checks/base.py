@@ -104,6 +104,7 @@ class Evaluation:
     method: str = ""  # the statistics used, in words
     no_data: str = ""  # why nothing could be checked (NO DATA)
     subs: list[Evaluation] = field(default_factory=list)  # an `all` check's parts, one evaluation each
+    passed: str = ""  # what to show when every part passes, if not the weakest part (e.g. a range over many points)
 
     def all_parts(self) -> list[Part]:
         return [p for s in self.subs for p in s.all_parts()] if self.subs else list(self.parts)

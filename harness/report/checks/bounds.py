@@ -78,4 +78,7 @@ def bounds(check: AtLeast | AtMost | Between, df: pl.DataFrame, alpha: float) ->
         return Evaluation(no_data=why)
     level = 1 - alpha
     prefix = "" if len(pts) == 1 else "min " if isinstance(check, AtLeast) else "max " if isinstance(check, AtMost) else ""
-    return Evaluation([_part(check, s, level, prefix) for s in pts], _method(check, pts, level, alpha))
+    means = [s.mean for s in pts]
+    passed = f"{num(min(means))}..{num(max(means))} over {len(pts)} points of {n_runs} runs" \
+        if isinstance(check, Between) and len(pts) > 1 else ""
+    return Evaluation([_part(check, s, level, prefix) for s in pts], _method(check, pts, level, alpha), passed=passed)
