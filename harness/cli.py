@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends.warm import WarmWorkers
+from harness.registry import did_you_mean
 from harness.spec.errors import Loc, SpecError
 from harness.spec.find import load_and_expand, suite_files
 from harness.spec.models import BACKENDS
@@ -54,6 +55,77 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             bad += 1
     return 2 if bad else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Every kind of component with its names (and the suites); with KIND, each name with its summary."""
+    from harness.plugins import load_plugins
+    from harness.registry import ALL
+
+    load_plugins()
+    kinds = {**{k: r for k, r in ALL.items()}, **{f"{k}s": r for k, r in ALL.items()}}
+    if args.kind is None:
+        for kind, reg in ALL.items():
+            print(f"{kind}: {', '.join(reg.names())}")
+        print(f"suite: {', '.join(p.stem for p in suite_files())}")
+        return 0
+    if args.kind in ("suite", "suites"):
+        for p in suite_files():
+            print(f"{p.stem:<28} {p}")
+        return 0
+    if args.kind not in kinds:
+        known = [*ALL, "suite"]
+        print(f"error: unknown kind '{args.kind}'{did_you_mean(args.kind, known)} (kinds: {', '.join(known)})", file=sys.stderr)
+        return 2
+    reg = kinds[args.kind]
+    for name in reg.names():
+        print(f"{name:<20} {reg.summary(name)}")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """A component's parameters: type, default, description (from its pydantic config)."""
+    from harness.plugins import load_plugins
+    from harness.registry import ALL
+
+    load_plugins()
+    found = [(k, r) for k, r in ALL.items() if args.name in r and (args.kind is None or args.kind in (k, f"{k}s"))]
+    if not found:
+        names = sorted({n for r in ALL.values() for n in r.names()})
+        print(f"error: no component '{args.name}'{did_you_mean(args.name, names)} (`harness list` shows them)", file=sys.stderr)
+        return 2
+    if len(found) > 1:
+        print(f"error: '{args.name}' is a {' and a '.join(k for k, _ in found)}: say which with --kind", file=sys.stderr)
+        return 2
+    kind, reg = found[0]
+    print(f"{kind} {args.name}: {reg.summary(args.name)}")
+    table = Table(show_header=True)
+    for col in ("parameter", "type", "default", "description"):
+        table.add_column(col, overflow="fold")
+    for f in reg.fields(args.name):
+        table.add_row(f.name, f.type, f.default, f.description)
+    Console(width=160).print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """The resolved suite (includes merged, interpolations resolved, overrides and profile applied, validated)
+    as YAML, as Hydra's --cfg job prints a composed config; with --run, one run's resolved config."""
+    import yaml
+
+    loaded, runs = load_and_expand(args.suite, args.overrides, args.profile)
+    if args.run is None:
+        data = loaded.spec.model_dump(mode="json", exclude_defaults=True, by_alias=True)
+        print(f"# {loaded.path} ({len(runs)} runs){' with ' + ' '.join(args.overrides) if args.overrides else ''}")
+    else:
+        run = next((r for i, r in enumerate(runs) if args.run in (r.run_id, str(i))), None)
+        if run is None:
+            print(f"error: no run '{args.run}' (a run_id of `harness expand`, or an index 0..{len(runs) - 1})", file=sys.stderr)
+            return 2
+        data = run.config.model_dump(mode="json")
+        print(f"# run {run.run_id}: {run.name}")
+    print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120), end="")
+    return 0
 
 
 def _gib(n: int) -> str:
@@ -187,7 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console = Console(stderr=True)
         reports = None if args.no_report else Path(args.reports_dir)
         result = pipeline.run(suite, args.tracking_uri, args.workers, args.storage, reports, console, warm,
-                              require_clean=args.require_clean, rerun_stale=args.rerun_stale)
+                              require_clean=args.require_clean, rerun_stale=args.rerun_stale, force=getattr(args, "force", False))
         out = result.outcome
         console.print(f"finished {len(out.finished)}, diverged {len(out.diverged)}, failed {len(out.failed)}, "
                       f"skipped (already finished) {out.skipped}" + (f"; runs took {out.seconds:.1f} s" if out.seconds else ""))
@@ -257,10 +329,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     suite = pipeline.load(args.suite, args.overrides)
     states = pipeline.status(suite, args.tracking_uri, args.storage)
     table = Table(title=f"{suite.name}: {summary(states)}")
-    for col in ("state", "run", "run_id", "commit"):
+    for col in ("state", "run", "run_id", "commit", "why stale"):
         table.add_column(col)
     for st in states:
-        table.add_row(st.state, st.run.name, st.run.run_id, st.commit[:12])
+        table.add_row(st.state, st.run.name, st.run.run_id, st.commit[:12], st.why)
     Console(width=160).print(table)
     if args.rerun_stale:
         args.backend, args.require_clean, args.no_report = None, False, False
@@ -300,6 +372,19 @@ def build_parser() -> argparse.ArgumentParser:
                                          "distinct task/model/method once, check every metric named")
     v.add_argument("suites", nargs="*", help="suite names or paths, and overrides (applied to each)")
     v.set_defaults(fn=cmd_validate)
+    ls = sub.add_parser("list", help="list the registered components of a kind (task, model, method, probe, ...), or suites")
+    ls.add_argument("kind", nargs="?", default=None, help="a kind (e.g. task, probe, suite); none: every kind with its names")
+    ls.set_defaults(fn=cmd_list)
+    d = sub.add_parser("describe", help="a component's parameters: type, default, description")
+    d.add_argument("name", help="a registered name, e.g. jepa, linear, shapes")
+    d.add_argument("--kind", default=None, help="the kind, where two kinds share the name (e.g. method, probe)")
+    d.set_defaults(fn=cmd_describe)
+    sh = sub.add_parser("show", help="print the resolved suite (or one run's config) as YAML, as Hydra's --cfg job")
+    sh.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
+    sh.add_argument("overrides", nargs="*", help="overrides in Hydra's grammar, applied and validated first")
+    sh.add_argument("--profile", default=None, help="apply the suite's profile NAME first")
+    sh.add_argument("--run", default=None, help="print this run's resolved config instead (a run_id, or an index in `harness expand`)")
+    sh.set_defaults(fn=cmd_show)
     from harness.ui import add_parser as add_ui_parser
 
     add_ui_parser(sub)
@@ -337,7 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--no-report", action="store_true", help="train only: do not write the report at the end")
             p.add_argument("--require-clean", action="store_true", help="refuse to run when the harness checkout has uncommitted changes")
-            p.add_argument("--rerun-stale", action="store_true", help="also rerun finished runs whose code commit differs from now")
+            p.add_argument("--rerun-stale", action="store_true", help="also retrain the stale runs: finished by code (the "
+                           "component packages, the training loop) that has changed since, committed or not")
+            p.add_argument("--force", action="store_true", help="retrain every run of the suite, finished or not")
     return ap
 
 

@@ -222,9 +222,10 @@ def _session(suite: Suite, tracker: Tracker, console: Console):
 
 def run(suite: Suite, tracking_uri: str | None = None, workers: int | None = None, storage: str | None = None,
         reports_dir: Path | None = REPORTS_DIR, console: Console | None = None, warm: WarmWorkers | None = None,
-        require_clean: bool = False, rerun_stale: bool = False) -> RunResult:
+        require_clean: bool = False, rerun_stale: bool = False, force: bool = False) -> RunResult:
     """Tune what the suite asks (finished studies are not rerun), train the runs not yet finished (with
-    `rerun_stale`, also those finished by another commit), add seeds where a claim asks for seeds until
+    `rerun_stale`, also the stale ones: finished by code that has changed since; with `force`, every run),
+    say which finished runs are stale when they are kept, add seeds where a claim asks for seeds until
     decided, then write the report under `reports_dir` (None: no report).  Raises DirtyTree with
     `require_clean` and uncommitted changes, SuiteBusy when a live orchestrator holds the suite,
     Interrupted on SIGINT / SIGTERM."""
@@ -241,8 +242,12 @@ def run(suite: Suite, tracking_uri: str | None = None, workers: int | None = Non
             runs, summaries, earlier = _tuned_in_session(suite, tracker, session, pool, storage, console)
         from harness.report.status import STALE, run_states
 
-        stale = frozenset(s.run.run_id for s in run_states(suite.name, runs, tracker) if s.state == STALE) if rerun_stale else frozenset()
-        outcome = run_suite(spec, runs, tracker, session, pool, console, stale).after(earlier)
+        stale = [s for s in run_states(suite.name, runs, tracker) if s.state == STALE]
+        if stale and not (rerun_stale or force):
+            console.print(f"[yellow]{len(stale)} finished runs are stale[/] ({stale[0].why}; e.g. {stale[0].run.name}): "
+                          "kept; `harness run --rerun-stale` retrains them", highlight=False)
+        again = frozenset(r.run_id for r in runs) if force else frozenset(s.run.run_id for s in stale) if rerun_stale else frozenset()
+        outcome = run_suite(spec, runs, tracker, session, pool, console, again).after(earlier)
         for more in until_decided(suite, runs, tracker, session, pool, console):
             outcome.total += more.total
             for name in ("finished", "diverged", "failed", "killed", "skipped_after_failure"):

@@ -9,11 +9,14 @@ DEFAULT = "baselines"
 
 
 def plugin_names() -> list[str]:
-    return [name.strip() for name in os.environ.get("HARNESS_PLUGINS", DEFAULT).split(",") if name.strip()]
+    """`baselines`, then the packages named in $HARNESS_PLUGINS (comma-separated): they add to the built-in
+    components, they do not replace them."""
+    extra = [name.strip() for name in os.environ.get("HARNESS_PLUGINS", "").split(",") if name.strip()]
+    return list(dict.fromkeys([DEFAULT, *extra]))
 
 
 def load_plugins() -> None:
-    """Import every package named in HARNESS_PLUGINS (comma-separated; default `baselines`)."""
+    """Import `baselines` and every package named in HARNESS_PLUGINS."""
     for name in plugin_names():
         importlib.import_module(name)
 

@@ -24,6 +24,46 @@ class DirtyTree(RuntimeError):
     """`--require-clean` and the harness checkout has uncommitted changes."""
 
 
+RUN_CODE = ("harness/train", "harness/runner.py", "harness/components.py", "harness/registry.py", "harness/worker.py",
+            "harness/estimate.py")  # the harness's side of what decides a run's result (the rest: planning, logging, reports)
+
+
+def _py_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.py")) if root.is_dir() else [root] if root.suffix == ".py" and root.is_file() else []
+
+
+def fingerprint_of(roots: list[Path], base: Path) -> str:
+    """sha256 over every .py file under `roots`: its path (relative to `base` when under it) and its bytes."""
+    h = hashlib.sha256()
+    for root in roots:
+        for f in _py_files(root):
+            try:
+                rel = f.relative_to(base)
+            except ValueError:
+                rel = f
+            h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """What a finished run's result depends on, as a hash of source files (committed or not): the component
+    packages (baselines and the plugins: every one the suite can name) and the harness's training side
+    (RUN_CODE).  A run whose recorded fingerprint differs is stale (harness.report.status)."""
+    import importlib
+
+    from harness.plugins import plugin_names
+
+    roots = [CHECKOUT / p for p in RUN_CODE]
+    for name in plugin_names():
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        roots += [Path(p) for p in getattr(module, "__path__", [])] or [Path(module.__file__ or "")]
+    return fingerprint_of(roots, CHECKOUT)
+
+
 @dataclass(frozen=True)
 class CodeVersion:
     commit: str  # UNKNOWN outside a git checkout

@@ -63,6 +63,51 @@ class Entry(Generic[F]):
         return self.requires(cfg) if callable(self.requires) else self.requires
 
 
+ALL: dict[str, Registry] = {}  # kind -> its registry: every registry made (the harness's, the plugins'), for `harness list`
+
+
+@dataclass(frozen=True)
+class Field_:
+    """One parameter of a component's config, as `harness describe` shows it."""
+
+    name: str
+    type: str
+    default: str
+    description: str
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or str(annotation).replace("typing.", "").replace("baselines.", "").replace("harness.", "")
+
+
+def _shown(value: Any) -> str:
+    """A default as a suite would write it: a config as its fields (JSON), a list of them as a list."""
+    import json
+
+    def plain(v: Any) -> Any:
+        return v.model_dump(mode="json") if isinstance(v, BaseModel) else [plain(x) for x in v] if isinstance(v, list) else v
+
+    return json.dumps(plain(value)) if isinstance(value, (BaseModel, list)) else repr(value)
+
+
+def _field_comments(config: type) -> dict[str, str]:
+    """A config's fields documented by a trailing comment (`steps: int = 300  # what it is`), over its class and
+    its bases: what `harness describe` shows where a field has no description."""
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    for cls in reversed(config.__mro__):
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$", source, re.M):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
 class Registry(Generic[F]):
     """Maps names to (config class, builder).  `kind` is used in error messages.  A registry with
     `declares_metrics` (METHODS) takes from each component the metric names it logs for a config:
@@ -73,6 +118,7 @@ class Registry(Generic[F]):
         self.kind = kind
         self.declares_metrics = declares_metrics
         self._entries: dict[str, Entry[F]] = {}
+        ALL.setdefault(kind, self)
 
     def register(self, name: str, config: type[ComponentConfig], provides: Iterable[str] = (),
                  requires: Iterable[str] | Callable[[Any], frozenset[str]] = (),
@@ -101,6 +147,27 @@ class Registry(Generic[F]):
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def summary(self, name: str) -> str:
+        """The first line of the component's own config docstring, else of its builder's ("" if neither)."""
+        e = self.get(name)
+        doc = e.config.__dict__.get("__doc__") or e.build.__doc__ or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def fields(self, name: str) -> list[Field_]:
+        """The component's parameters: name, type, default, description (its pydantic config's fields)."""
+        from pydantic_core import PydanticUndefined
+
+        config = self.get(name).config
+        comments = _field_comments(config)
+        out = []
+        for n, f in config.model_fields.items():
+            if n == "name":
+                continue
+            default = "required" if f.default is PydanticUndefined and f.default_factory is None else \
+                _shown(f.default_factory() if f.default_factory is not None else f.default)
+            out.append(Field_(n, _type_name(f.annotation), default, f.description or comments.get(n, "")))
+        return out
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

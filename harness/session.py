@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from harness.provenance import CodeVersion, code_version, user
+from harness.provenance import CodeVersion, code_fingerprint, code_version, user
 from harness.state import SuiteLock, suite_lock
 from harness.store import StoreLayout
 from harness.tags import CELLS_VIEW, Tag
@@ -82,6 +82,7 @@ def suite_tags(suite: str, source: str = "") -> dict[str, str]:
     the lock file's hash), package versions, and MLflow's standard source / commit / user tags."""
     code = code_version()
     return {Tag.SUITE: suite, Tag.GIT_SHA: code.commit, Tag.GIT_DIRTY: str(code.dirty).lower(), Tag.LOCK_SHA: code.lock_sha256,
+            Tag.CODE_FINGERPRINT: code_fingerprint(),
             Tag.SOURCE_NAME: source or suite, Tag.SOURCE_TYPE: "LOCAL", Tag.SOURCE_COMMIT: code.commit, Tag.USER: user(),
             **environment_tags()}
 

@@ -57,6 +57,7 @@ class Tag:
     PARENT = "mlflow.parentRunId"
     GIT_SHA = "git_sha"  # the harness checkout's commit (harness.provenance)
     GIT_DIRTY = "git_dirty"  # "true": uncommitted changes, their diff in the artifact DIFF_ARTIFACT
+    CODE_FINGERPRINT = "code_fingerprint"  # hash of the source a run's result depends on (harness.provenance.code_fingerprint)
     LOCK_SHA = "lock_sha256"  # of requirements.lock
     SOURCE_NAME = "mlflow.source.name"  # MLflow's standard tags (the UI's Source and User columns)
     SOURCE_TYPE = "mlflow.source.type"

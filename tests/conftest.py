@@ -83,9 +83,12 @@ class FakeTokenTask:
         return len(batch)
 
 
-def cli(root: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python -m harness.cli ARGS` in a subprocess, with MLflow (sqlite) and reports inside `cwd`."""
-    env = {**os.environ, "PYTHONPATH": str(root), "MLFLOW_DISABLE_TELEMETRY": "true"}
+def cli(root: Path, cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m harness.cli ARGS` in a subprocess, with MLflow (sqlite) and reports inside `cwd` (`env`: more
+    environment variables; a PYTHONPATH there goes after the repository's)."""
+    extra = dict(env or {})
+    path = os.pathsep.join([str(root), *([extra.pop("PYTHONPATH")] if "PYTHONPATH" in extra else [])])
+    env = {**os.environ, "PYTHONPATH": path, "MLFLOW_DISABLE_TELEMETRY": "true", **extra}
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *args, "--tracking-uri", f"sqlite:///{cwd}/mlflow.db", "--reports-dir", str(cwd / "reports")],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,

@@ -111,13 +111,27 @@ def blame(config: RunConfig, keys: tuple[str, ...]) -> tuple[str, ...]:
     return best or (keys[-1],)
 
 
+IMPORT_GRACE = 0.05  # seconds: a deadline that falls inside an import is tried again this much later
+
+
+def _importing(frame: Any) -> bool:
+    """Whether the interrupted code is inside an import (a frame of importlib's bootstrap on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _TooSlow(BaseException):
     """The meta build ran past META_SECONDS (a BaseException: a builder's `except Exception` cannot swallow it)."""
 
 
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Raise _TooSlow after `seconds` (SIGALRM; only in the main thread, elsewhere no limit).  A timer already
+    """Raise _TooSlow after `seconds` (SIGALRM; only in the main thread, elsewhere no limit), never inside an
+    import (torch imports torch._dynamo lazily on some meta ops' first use: interrupted there, it stayed half-
+    initialized and every later use failed): the deadline then waits for the import to end.  A timer already
     armed by the caller (pytest-timeout's, a user's `signal.alarm`) is kept: when it is due first, its own
     handler runs at its time, and whatever it has left is re-armed afterwards."""
     if threading.current_thread() is not threading.main_thread():
@@ -129,6 +143,9 @@ def _deadline(seconds: float) -> Iterator[None]:
 
     def on_alarm(signum: int, frame: object) -> None:
         nonlocal outer_due
+        if _importing(frame):  # never inside an import: a module left half-initialized breaks every later use
+            signal.setitimer(signal.ITIMER_REAL, IMPORT_GRACE)
+            return
         if not outer_due:
             raise _TooSlow()
         outer_due = False

@@ -320,3 +320,33 @@ def test_the_dirty_flag_reads_the_code_only(tmp_path):
     (tmp_path / "harness" / "m.py").write_text("x = 2\n")
     v = provenance.version_of(tmp_path)
     assert v.dirty and "harness/m.py" in v.diff and "reports" not in v.diff
+
+
+@pytest.mark.slow
+def test_a_code_change_makes_finished_runs_stale_and_rerun_stale_retrains_them(root, tmp_path):
+    """Runs record the fingerprint of the code their result depends on (here a plugin package's, edited and not
+    committed anywhere); status names the stale runs and why, run keeps them and says so, --rerun-stale and
+    --force retrain."""
+    from conftest import child_runs, cli
+
+    plug = tmp_path / "plugs" / "myplug"
+    plug.mkdir(parents=True)
+    (plug / "__init__.py").write_text("SCALE = 1.0\n")
+    env = {"HARNESS_PLUGINS": "myplug", "PYTHONPATH": str(tmp_path / "plugs")}
+    suite = str(root / "suites" / "smoke.yaml")
+    assert cli(root, tmp_path, "run", suite, "--no-report", env=env).returncode == 0
+    status = cli(root, tmp_path, "status", suite, env=env)
+    assert "smoke: 4 finished" in status.stdout and "stale │" not in status.stdout
+    (plug / "__init__.py").write_text("SCALE = 2.0  # the plugin's code changed\n")
+    status = cli(root, tmp_path, "status", suite, env=env)
+    assert "smoke: 4 stale" in status.stdout and "its code changed since it ran" in status.stdout
+    again = cli(root, tmp_path, "run", suite, "--no-report", env=env)
+    assert again.returncode == 0 and "4 already finished, 0 to run" in again.stderr and "4 finished runs are stale" in again.stderr
+    assert "--rerun-stale" in again.stderr
+    rerun = cli(root, tmp_path, "run", suite, "--no-report", "--rerun-stale", env=env)
+    assert rerun.returncode == 0 and "0 already finished, 4 to run" in rerun.stderr
+    assert "smoke: 4 finished" in cli(root, tmp_path, "status", suite, env=env).stdout  # fresh again
+    forced = cli(root, tmp_path, "run", suite, "--no-report", "--force", env=env)
+    assert forced.returncode == 0 and "0 already finished, 4 to run" in forced.stderr
+    children, _ = child_runs(tmp_path, "smoke")
+    assert len(children) == 12 and len({c.data.tags["code_fingerprint"] for c in children}) == 2

@@ -202,3 +202,39 @@ def test_every_option_of_every_command_has_help_and_there_is_a_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("harness 0.1.0 (")
+
+
+def test_list_describe_and_show_explain_the_components_and_the_resolved_suite(capsys):
+    from harness.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "task: arithmetic, copy," in out and "probe: attentive, fewshot, hgb, knn, linear, mlp" in out and "suite: audio_jepa," in out
+    assert main(["list", "probes"]) == 0 and "linear" in capsys.readouterr().out
+    assert main(["list", "prob"]) == 2 and "did you mean 'probe'?" in capsys.readouterr().err
+    assert main(["describe", "jepa"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("method jepa") and "ema_start" in out and "0.996" in out and "momentum of the first update" in out
+    assert main(["describe", "linar"]) == 2 and "did you mean 'linear'?" in capsys.readouterr().err
+    assert main(["show", SMOKE, "defaults.training.steps=3"]) == 0
+    out = capsys.readouterr().out
+    assert "with defaults.training.steps=3" in out and "  training:\n    steps: 3\n" in out
+    assert main(["show", SMOKE, "--run", "0"]) == 0 and "seed: 0" in capsys.readouterr().out
+
+
+def test_the_build_deadline_never_lands_inside_an_import(tmp_path, monkeypatch):
+    """A deadline due while a module's code runs waits for its import to end: the module is whole afterwards (an
+    interrupted first import of torch._dynamo left it half-initialized: `expand --profile` crashed 5 times in 11)."""
+    import sys
+    import time
+
+    from harness.validate.resources import _deadline, _TooSlow
+
+    (tmp_path / "slow_module_for_the_deadline.py").write_text("import time\ntime.sleep(0.3)\nDONE = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    t0 = time.monotonic()
+    with pytest.raises(_TooSlow):
+        with _deadline(0.05):
+            import slow_module_for_the_deadline  # noqa: F401
+            time.sleep(5)  # the deadline strikes here, after the import
+    assert sys.modules["slow_module_for_the_deadline"].DONE and 0.3 <= time.monotonic() - t0 < 2
