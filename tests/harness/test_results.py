@@ -54,8 +54,13 @@ def populate(tmp_path: Path, text: str, metrics, statuses=None) -> tuple[str, li
     return uri, runs, str(suite)
 
 
-def write_run(t: Tracker, exp: str, parent: str, r, metrics: dict, status: str = Status.FINISHED, sha: str | None = None) -> str:
+def write_run(t: Tracker, exp: str, parent: str, r, metrics: dict, status: str = Status.FINISHED, sha: str | None = None,
+              fingerprint: str | None = None) -> str:
+    """A run as the harness writes it; `sha` / `fingerprint`: another commit / code than now ("": no fingerprint tag,
+    as before fingerprints existed)."""
     tags = {**suite_tags(r.suite), **run_tags(r, None, 0)} | ({Tag.GIT_SHA: sha} if sha else {})
+    if fingerprint is not None:
+        tags = {k: v for k, v in tags.items() if k != Tag.CODE_FINGERPRINT} | ({Tag.CODE_FINGERPRINT: fingerprint} if fingerprint else {})
     mid = t.create_child(exp, parent, r.name, tags)
     log = RunLog(t.uri, mid)
     log.log_params(r.config.flat())
@@ -95,9 +100,16 @@ def test_status_tells_finished_stale_failed_and_missing(tmp_path):
     now = provenance.code_version().commit
     states = {s.run.run_id: s.state for s in run_states("t", runs, t, commit=now)}
     assert states[runs[1].run_id] == FAILED and sum(v == FINISHED for v in states.values()) == 7
-    stale = write_run(t, exp, t.newest_parent(exp).mlflow_id, runs[2], {"m": 1.0}, sha="0" * 40)  # by another commit
+    parent = t.newest_parent(exp).mlflow_id
+    moved = write_run(t, exp, parent, runs[3], {"m": 1.0}, sha="0" * 40)  # another commit, the same code: still finished
     states = {s.run.run_id: (s.state, s.mlflow_id) for s in run_states("t", runs, t, commit=now)}
-    assert states[runs[2].run_id] == (STALE, stale)
+    assert states[runs[3].run_id] == (FINISHED, moved)
+    stale = write_run(t, exp, parent, runs[2], {"m": 1.0}, fingerprint="0" * 16)  # its code changed since
+    old = write_run(t, exp, parent, runs[4], {"m": 1.0}, sha="0" * 40, fingerprint="")  # no fingerprint: the commit decides
+    states = {s.run.run_id: s for s in run_states("t", runs, t, commit=now)}
+    assert (states[runs[2].run_id].state, states[runs[2].run_id].mlflow_id) == (STALE, stale)
+    assert "its code changed since it ran (fingerprint 0000000000000000 -> " in states[runs[2].run_id].why
+    assert (states[runs[4].run_id].state, states[runs[4].run_id].mlflow_id) == (STALE, old) and "finished by commit" in states[runs[4].run_id].why
     _, more = load_and_expand(Path(suite), ["seeds=[0,1,2]"])
     assert {s.state for s in run_states("t", more, t, commit=now) if s.run.config.seed == 2} == {MISSING}
 
