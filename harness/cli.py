@@ -128,6 +128,26 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Two variants of a suite (overrides, or two stores: two code versions) side by side, cell by cell."""
+    from harness import pipeline
+    from harness.report.compare import compare, write_comparison
+
+    a = pipeline.load(args.suite, args.overrides, profile=args.profile, check=False)
+    b = pipeline.load(args.suite, [*args.overrides, *(args.b or [])], profile=args.profile, check=False)
+    uri_b = args.b_tracking_uri or args.tracking_uri
+    ra, rb = pipeline.results(a, args.tracking_uri, history=False), pipeline.results(b, uri_b, history=False)
+    label_a = " ".join(args.overrides) or "the suite as written"
+    label_b = " ".join([*args.overrides, *(args.b or [])]) + (f" (store {uri_b})" if args.b_tracking_uri else "")
+    sections = compare(ra, rb, label_a or "A", label_b or "B")
+    path = write_comparison(sections, Path(args.reports_dir) / f"{a.report_name}--vs--{b.report_name}",
+                            f"{a.name}: B vs A", [f"A: {label_a}", f"B: {label_b or label_a}"])
+    for s in sections:
+        print(f"## {s.title}\n\n{s.markdown()}\n\n{s.note}\n")
+    print(path)
+    return 0
+
+
 def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**27 else f"{n / 2**20:.1f} MiB"
 
@@ -240,7 +260,7 @@ def _executing(args: argparse.Namespace, body: Callable[..., int], what_stopped:
         from harness.session import Interrupted
         from harness.state import SuiteBusy
 
-        suite = pipeline.load(args.suite, args.overrides, args.backend, args.profile)
+        suite = pipeline.load(args.suite, args.overrides, args.backend, args.profile, name=getattr(args, "name", "") or "")
         try:
             return body(pipeline, suite, warm)
         except (SuiteBusy, DirtyTree) as e:
@@ -289,7 +309,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness import pipeline
 
-    suite = pipeline.load(args.suite, args.overrides, profile=args.profile)
+    suite = pipeline.load(args.suite, args.overrides, profile=args.profile, name=args.name or "")
     console = Console(stderr=True)
     result = pipeline.report(suite, args.tracking_uri, args.storage, Path(args.reports_dir), console)
     _print_report(result)
@@ -379,6 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", help="a registered name, e.g. jepa, linear, shapes")
     d.add_argument("--kind", default=None, help="the kind, where two kinds share the name (e.g. method, probe)")
     d.set_defaults(fn=cmd_describe)
+    c = sub.add_parser("compare", help="two variants of a suite side by side: each table's cells, B - A paired by seed")
+    c.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
+    c.add_argument("overrides", nargs="*", help="overrides of both variants (A is the suite with these)")
+    c.add_argument("--b", nargs="+", default=None, help="the overrides B adds to A's (e.g. --b optimizer.lr=0.01)")
+    c.add_argument("--b-tracking-uri", default=None, help="read B from this store (two code versions: each run into its own store)")
+    c.add_argument("--tracking-uri", default=None, help="A's store (default $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+    c.add_argument("--profile", default=None, help="apply the suite's profile NAME to both")
+    c.add_argument("--reports-dir", default=str(REPORTS_DIR), help="the comparison goes to <dir>/<A>--vs--<B>/compare.md")
+    c.set_defaults(fn=cmd_compare)
     sh = sub.add_parser("show", help="print the resolved suite (or one run's config) as YAML, as Hydra's --cfg job")
     sh.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
     sh.add_argument("overrides", nargs="*", help="overrides in Hydra's grammar, applied and validated first")
@@ -407,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("run", "tune", "report", "results", "status"):
             p.add_argument("--storage", default=None, help="Optuna storage URL or journal file (default: optuna-journal.log next to the MLflow store)")
             p.add_argument("--reports-dir", default=str(REPORTS_DIR), help="where reports/<suite>/ is written (default: ./reports)")
+        if name in ("run", "report"):
+            p.add_argument("--name", default=None, help="name a variant (a run with overrides): its report goes to "
+                           "reports/<suite>+<name>/ (default: +<hash of the overrides>; the suite as written: reports/<suite>/)")
         if name == "report":
             p.add_argument("--check", action="store_true", help="exit 1 when a claim FAILs or has NO DATA, else 4 when one is "
                            "UNTESTABLE, else 3 when one is INCONCLUSIVE (for CI)")

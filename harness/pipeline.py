@@ -15,6 +15,8 @@ Ray actors) for its tuning trials and its runs.  Claims are checked once, when t
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,7 @@ class Suite:
     runs: list[RunSpec]
     overrides: list[str] = field(default_factory=list)
     checked: Checked | None = None  # the dry build (harness.validate), when load ran it
+    variant: str = ""  # a name for a variant (--name): its report folder is <suite>+<name>
 
     @property
     def name(self) -> str:
@@ -61,9 +64,24 @@ class Suite:
 
     @property
     def report_name(self) -> str:
-        """The report's folder: `<suite>`, or `<suite>.<profile>` for a profile (a suite name has no dot)."""
+        """The report's folder: `<suite>` for the suite as written, `<suite>.<profile>` with a profile, and
+        `+<name>` (or `+<hash of the overrides>`) appended for a variant, so that two variants never overwrite
+        each other's report (a suite name has neither a dot nor a plus)."""
         profile = self.loaded.spec.profile
-        return f"{self.name}.{profile}" if profile else self.name
+        base = f"{self.name}.{profile}" if profile else self.name
+        if self.variant:
+            return f"{base}+{self.variant}"
+        if self.overrides:
+            return f"{base}+{hashlib.sha256(' '.join(sorted(self.overrides)).encode()).hexdigest()[:8]}"
+        return base
+
+    @property
+    def described(self) -> str:
+        """What this variant is, in words (the report's header)."""
+        if not self.overrides:
+            return ""
+        return (f"Variant{' ' + repr(self.variant) if self.variant else ''}: the suite with the overrides "
+                f"`{' '.join(self.overrides)}` (report folder `{self.report_name}`), not the suite as written.")
 
 
 @dataclass
@@ -84,12 +102,14 @@ class RunResult:
 
 
 def load(suite: str | Path, overrides: Sequence[str] = (), backend: str | None = None, profile: str | None = None,
-         check: bool = True) -> Suite:
+         check: bool = True, name: str = "") -> Suite:
     """Find (a name in the suite folders, or a path), load, validate and expand a suite, with one of its
     `profiles` applied when `profile` names one, then (`check`) build each distinct task/model/method
     combination once and check every metric it names (harness.validate).  `backend` overrides
     `scheduler.backend` (and is checked: a missing package or an unreachable cluster is a SpecError naming
-    --backend or the suite's setting)."""
+    --backend or the suite's setting).  `name`: the variant's name (its report folder, see Suite.report_name)."""
+    if name and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        raise SpecError(Loc("--name", 0, ""), f"a variant name is 1-64 letters, digits, '_' and '-', got {name!r}")
     extra = [f"++scheduler.backend={backend}"] if backend else []
     loaded, runs = load_and_expand(suite, [*overrides, *extra], profile)
     checked = check_suite(loaded, runs) if check else None
@@ -99,7 +119,7 @@ def load(suite: str | Path, overrides: Sequence[str] = (), backend: str | None =
     except BackendUnavailable as e:
         where = "--backend" if backend and e.key == "scheduler.backend" else str(loaded.path)
         raise SpecError(Loc(where, 0, e.key), str(e)) from None
-    return Suite(loaded, runs, list(overrides), checked)
+    return Suite(loaded, runs, list(overrides), checked, name)
 
 
 @dataclass
@@ -321,7 +341,7 @@ def _report(suite: Suite, runs: list[RunSpec], summaries: list[StudySummary], tr
     results = collect(suite.loaded.spec, suite.loaded.path, runs, tracker, suite.overrides)
     claims = results.claims()
     out_dir = reports_dir / suite.report_name
-    path = results.write(out_dir, [tuning_section(summaries)] if _has_tuning(suite) else [], claims)
+    path = results.write(out_dir, [tuning_section(summaries)] if _has_tuning(suite) else [], claims, suite.described)
     try:
         uri = tracker.log_report(suite.name, out_dir, results.parent)
     except TrackingError as e:

@@ -92,11 +92,11 @@ def _unshown(df: pl.DataFrame, shown: set[str]) -> str:
 
 
 def build_document(spec: SuiteSpec, data: ReportData, fig_dir: Path, claims: Sequence[ClaimResult] = (),
-                   sections: Sequence[Section] = (), provenance: Sequence[Section | Text] = ()) -> Document:
+                   sections: Sequence[Section] = (), provenance: Sequence[Section | Text] = (), variant: str = "") -> Document:
     df = data.frame
     profile = (f"Profile: **{spec.profile}** (the suite's `profiles.{spec.profile}` applied to every run)." if spec.profile
                else f"Profile: none (the suite as written){'; also declared: ' + ', '.join(spec.profiles) if spec.profiles else ''}.")
-    intro = [spec.description.strip(), profile, f"Runs with results: {df.height} of {data.n_expected} expected."]
+    intro = [spec.description.strip(), profile, variant, f"Runs with results: {df.height} of {data.n_expected} expected."]
     if "outcome" in df.columns and (n_div := df.filter(pl.col("outcome") == "diverged").height):
         intro.append(f"Diverged runs: {n_div}.")
     tables = [metric_table(df, t, data.axes, spec.references) for t in spec.report.tables]
@@ -135,7 +135,7 @@ def render_md(doc: Document) -> str:
 
 
 def write_report(spec: SuiteSpec, data: ReportData, out_dir: Path, claims: Sequence[ClaimResult] | None = None,
-                 sections: Sequence[Section] = (), provenance: Sequence[Section | Text] = ()) -> Path:
+                 sections: Sequence[Section] = (), provenance: Sequence[Section | Text] = (), variant: str = "") -> Path:
     """Write the report of `spec` and return the path of report.md.  `claims`: the checked claims (their
     table leads the report; None: checked here); `sections` are extra tables (e.g. tuning results) shown after the figures;
     `provenance` is the reproducibility block (repro.py)."""
@@ -143,7 +143,7 @@ def write_report(spec: SuiteSpec, data: ReportData, out_dir: Path, claims: Seque
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     try:
-        doc = build_document(spec, data, tmp, claims, sections, provenance)
+        doc = build_document(spec, data, tmp, claims, sections, provenance, variant)
         (tmp / "report.md").write_text(render_md(doc))
         (tmp / "report.html").write_text(render_html(doc))
         (tmp / "tables.tex").write_text(render_tex(doc))

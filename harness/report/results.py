@@ -55,9 +55,11 @@ class SuiteResults:
         urls = {r.run_id: run_url(self.ui, self.experiment_id, r.mlflow_id) for r in self.records} if self.experiment_id else {}
         return ReportData(self.frame, self.history, self.n_expected, self.axes(), urls)
 
-    def write(self, out_dir: Path, sections: Sequence[Section] = (), claims: Sequence[ClaimResult] | None = None) -> Path:
-        """Write the report (claims: checked there unless the caller already has them)."""
-        return write_report(self.spec, self.data(), out_dir, claims, sections, self.provenance())
+    def write(self, out_dir: Path, sections: Sequence[Section] = (), claims: Sequence[ClaimResult] | None = None,
+              variant: str = "") -> Path:
+        """Write the report (claims: checked there unless the caller already has them; `variant`: what the runs
+        are when not the suite as written, for the header)."""
+        return write_report(self.spec, self.data(), out_dir, claims, sections, self.provenance(), variant)
 
     def export(self, out: Path, fmt: str = "parquet", history: pl.DataFrame | None = None) -> list[Path]:
         """Write the runs table to `out` and the history table next to it (`<stem>.history.<ext>`)."""

@@ -123,3 +123,21 @@ def test_a_task_no_arm_can_learn_is_untestable_and_a_learnable_one_decides(root,
     assert "headroom (ceiling − floor)" in report and "1 PASS, 1 UNTESTABLE" in report
     check = cli(root, tmp_path, "report", str(suite), "--check")
     assert check.returncode == 4 and "claims untestable: invisible" in check.stderr
+
+
+def test_a_variant_reports_to_its_own_folder_and_compare_puts_two_side_by_side(root, tmp_path):
+    suite = str(root / "suites" / "smoke.yaml")
+    assert cli(root, tmp_path, "run", suite, "--workers", "2").returncode == 0
+    variant = cli(root, tmp_path, "run", suite, "defaults.optimizer.lr=0.01", "--name", "lr01", "--workers", "2")
+    assert variant.returncode == 0, variant.stderr
+    plain, other = tmp_path / "reports" / "smoke" / "report.md", tmp_path / "reports" / "smoke+lr01" / "report.md"
+    assert plain.exists() and other.exists()  # a variant no longer overwrites the suite's report
+    assert "Variant 'lr01': the suite with the overrides `defaults.optimizer.lr=0.01`" in other.read_text()
+    assert "Variant" not in plain.read_text()
+    unnamed = cli(root, tmp_path, "report", suite, "defaults.optimizer.lr=0.01")
+    assert unnamed.returncode == 0 and "/reports/smoke+" in unnamed.stdout  # named by the overrides' hash
+    cmp = cli(root, tmp_path, "compare", suite, "--b", "defaults.optimizer.lr=0.01")
+    assert cmp.returncode == 0, cmp.stderr
+    assert "## Exact match by test length (addition): B − A" in cmp.stdout and "2 paired" in cmp.stdout
+    path = Path(cmp.stdout.strip().splitlines()[-1])  # named by both variants' report folders
+    assert path.name == "compare.md" and path.parent.name.startswith("smoke--vs--smoke+") and path.exists()
