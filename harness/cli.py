@@ -181,14 +181,20 @@ def print_costs(suite, console: Console) -> None:
                         "optimizer state, activations of one micro-batch)")
     for col in ("configuration", "runs", "params", "FLOPs / step", "steps", "FLOPs / run", "memory"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
-    total = 0.0
+    from harness.validate.resources import host_memory
+
+    total, host, too_big = 0.0, host_memory(), 0
     for c in pipeline.costs(suite):
         e = c.estimate
         total += e.total_flops(c.steps) * c.runs
+        too_big += e.memory_bytes > host
         table.add_row(c.label, str(c.runs), f"{e.params:,}", _si(e.flops_per_step, "FLOP"), f"{c.steps:,}",
                       _si(e.total_flops(c.steps), "FLOP"), _si(e.memory_bytes, "B"))
     console.print(table)
     console.print(f"all runs: {_si(total, 'FLOP')} of training (tuning trials and evaluation not included)")
+    if too_big:
+        console.print(f"[bold]not runnable on this machine[/bold]: {too_big} configurations need more than its "
+                      f"{_si(host, 'B')} of memory (a GPU's: see its memory column)", markup=True, highlight=False)
 
 
 def cmd_expand(args: argparse.Namespace) -> int:
@@ -213,12 +219,8 @@ def cmd_expand(args: argparse.Namespace) -> int:
     for block in loaded.spec.tune:
         console.print(f"tune block '{block.name}': {', '.join(block.space)} of these runs are replaced by each cell's best "
                       f"params ({block.trials} trials per {' x '.join(block.per) or 'suite'} cell) when the suite runs")
-    try:
+    if not sizing:  # the configurations as validated here (their dry build); sizing: one estimator, the cost table
         _print_configs(console, pipeline.expand(suite, args.tracking_uri))
-    except SpecError as e:
-        if not sizing:
-            raise
-        console.print(f"[bold]not runnable on this machine[/bold]: {e}", markup=True, highlight=False)
     if loaded.dropped:
         console.print("dropped while loading (a component's name was switched): " + ", ".join(loaded.dropped))
     if sizing:

@@ -28,7 +28,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness.components import METHODS, MODELS, TASKS
+from harness.components import METHODS, MODELS, TASKS, length_sized
 from harness.spec.models import RunConfig
 from harness.train.precision import micro_batches
 
@@ -119,13 +119,14 @@ def _trace(cfg: RunConfig, task: Any, batch: Any, device: torch.device) -> Estim
     trained_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
     parts = list(micro_batches(method, method.collate(batch, torch.Generator().manual_seed(cfg.seed + 1)),
                                cfg.training.micro_batch_size))
+    part, scale = length_sized(method.module, parts[0][0])  # a recurrent model: traced on a slice of the sequence
     flops = FlopCounterMode(display=False)
     saved = _SavedBytes({id(p) for p in params})
     with _ScalarsReadZero(), flops:
         with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
-            loss = method.loss(parts[0][0].to(device)).loss
+            loss = method.loss(part.to(device)).loss
         if loss.requires_grad:
             loss.backward()
-    per_step = float(flops.get_total_flops()) * len(parts)  # the micro-batches of a step have equal shapes
+    per_step = float(flops.get_total_flops()) * scale * len(parts)  # the micro-batches of a step have equal shapes
     state = weight_bytes + trained_bytes * (1 + OPTIMIZER_STATES[cfg.optimizer.name])  # weights, grads, moments
-    return Estimate(n_params, per_step, state + saved.bytes)
+    return Estimate(n_params, per_step, state + int(saved.bytes * scale))

@@ -30,7 +30,7 @@ from harness.estimate import Cache as EstimateCache
 from harness.estimate import Estimate, estimate
 from harness.orchestrate import SuiteOutcome, run_suite
 from harness.provenance import require_clean as refuse_dirty
-from harness.session import Session, suite_session
+from harness.session import Session, suite_session, view_columns
 from harness.spec import LoadedSuite, RunSpec, SpecError, load_and_expand
 from harness.spec.errors import Loc
 from harness.spec.expand import expand_stage, stage_seeds
@@ -237,7 +237,23 @@ def tune(suite: Suite, tracking_uri: str | None = None, workers: int | None = No
 
 
 def _session(suite: Suite, tracker: Tracker, console: Console):
-    return suite_session(suite.name, tracker, console, str(suite.loaded.path), suite.loaded.spec.description)
+    return suite_session(suite.name, tracker, console, str(suite.loaded.path), suite.loaded.spec.description, _columns(suite))
+
+
+def _columns(suite: Suite) -> list[str]:
+    """The runs view's columns: the suite's axes (config paths that vary), then the metrics its claims and
+    tables read (a prefix: the names its runs declare, when the dry build knows them)."""
+    axes = [k for r in suite.runs for k in r.labels if k != "seed"]
+    spec = suite.loaded.spec
+    wanted = [c.check for c in spec.claims if c.check is not None]
+    names = [m for t in spec.report.tables for m in [t.metric]]
+    for check in wanted:
+        for sub in getattr(check, "checks", [check]):
+            names += [m for m in (sub.metric, *(getattr(sub, s).metric for s in ("a", "b") if hasattr(sub, s))) if m]
+    declared = sorted(set().union(*suite.checked.metrics.values())) if suite.checked else []
+    metrics = [d for n in names for d in ([n] if n in declared else [x for x in declared if x.startswith(n)]
+                                          or ([] if n.endswith(("/", "_")) else [n]))]
+    return view_columns(axes, [m for m in metrics if not m.startswith("items/")])
 
 
 def run(suite: Suite, tracking_uri: str | None = None, workers: int | None = None, storage: str | None = None,

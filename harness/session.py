@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -70,11 +70,20 @@ class Session:
 # The runs page grouped by the `cell` tag (mean over each cell's seeds): what the MLflow UI opens at
 # #/experiments/<id>/runs?viewStateShareKey=harness-cells (its shared-view format: an experiment tag holding the view's JSON).
 CELLS_VIEW_STATE = {"groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": Tag.CELL}]}}
+MAX_COLUMNS = 16  # columns the view shows (the suite's axes first, then the metrics its report reads)
 
 
-def experiment_tags(description: str) -> dict[str, str]:
-    """The suite's experiment: its description and the shared view of its runs grouped by cell."""
-    return {Tag.NOTE: description.strip(), f"{Tag.SHARED_VIEW}{CELLS_VIEW}": json.dumps(CELLS_VIEW_STATE)}
+def view_columns(params: Sequence[str], metrics: Sequence[str]) -> list[str]:
+    """The MLflow runs table's column keys (`params.\`name\``, as its UI spells them) of `params`, then `metrics`."""
+    keys = [f"params.`{p}`" for p in dict.fromkeys(params)] + [f"metrics.`{m}`" for m in dict.fromkeys(metrics)]
+    return keys[:MAX_COLUMNS]
+
+
+def experiment_tags(description: str, columns: Sequence[str] = ()) -> dict[str, str]:
+    """The suite's experiment: its description and the shared view of its runs grouped by cell, showing `columns`
+    (view_columns: the suite's axes and headline metrics; without them the UI hides every param and metric)."""
+    state = {**CELLS_VIEW_STATE, **({"selectedColumns": list(columns)} if columns else {})}
+    return {Tag.NOTE: description.strip(), f"{Tag.SHARED_VIEW}{CELLS_VIEW}": json.dumps(state)}
 
 
 def suite_tags(suite: str, source: str = "") -> dict[str, str]:
@@ -88,9 +97,10 @@ def suite_tags(suite: str, source: str = "") -> dict[str, str]:
 
 
 @contextmanager
-def suite_session(suite: str, tracker: Tracker, console: Console, source: str = "", description: str = "") -> Iterator[Session]:
+def suite_session(suite: str, tracker: Tracker, console: Console, source: str = "", description: str = "",
+                  columns: Sequence[str] = ()) -> Iterator[Session]:
     """Raises SuiteBusy if a live orchestrator holds the suite's lock.  `source`: the suite file (MLflow's
-    source name); `description`: the suite's, shown on its experiment."""
+    source name); `description`: the suite's, shown on its experiment; `columns`: its runs view's (view_columns)."""
     tracker.setup()
     store = StoreLayout.from_uri(tracker.uri)
     lock = suite_lock(store, suite)
@@ -99,7 +109,7 @@ def suite_session(suite: str, tracker: Tracker, console: Console, source: str = 
                       "through the team database); another machine running this suite would orphan these runs")
     with lock, stop_signals_interrupt():
         exp_id = tracker.experiment(suite)
-        tracker.set_experiment_tags(exp_id, experiment_tags(description))
+        tracker.set_experiment_tags(exp_id, experiment_tags(description, columns))
         reaped = tracker.reap_running(exp_id)
         if reaped:
             console.print(f"[yellow]{len(reaped)} runs left RUNNING by a dead orchestrator[/] marked KILLED (outcome=orphaned)")

@@ -21,6 +21,8 @@ class LSTMConfig(ComponentConfig):
 
 
 class LSTM(nn.Module):
+    linear_in_length = True  # every position costs the same (harness.components.length_sized)
+
     def __init__(self, cfg: LSTMConfig, vocab_size: int) -> None:
         super().__init__()
         self.cfg = cfg

@@ -328,6 +328,8 @@ class ResidualBlock(nn.Module):
 
 
 class Mamba(RecurrentStack):
+    linear_in_length = True  # a scan: every position costs the same (harness.components.length_sized)
+
     def __init__(self, cfg: MambaConfig, vocab_size: int) -> None:
         layers = [ResidualBlock(cfg) for _ in range(cfg.n_layers)]
         super().__init__(vocab_size, cfg.d_model, layers, nn.RMSNorm(cfg.d_model, eps=1e-5))

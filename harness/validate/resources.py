@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from harness.components import METHODS, MODELS, TASKS, Method, Task, TokenTask
+from harness.components import METHODS, MODELS, TASKS, Method, Task, TokenTask, length_sized
 from harness.spec.models import RunConfig
 
 TINY_BATCH = 2  # rows of the dry training step
@@ -245,9 +245,10 @@ def step_activations(method: Method, task: Task, batch_size: int) -> int:
     gen = torch.Generator().manual_seed(0)
     rows = min(TINY_BATCH, batch_size)
     batch = method.collate(next(iter(task.train_batches(rows, gen))), torch.Generator().manual_seed(1))
+    batch, scale = length_sized(method.module, batch)  # a recurrent model: a slice of the sequence, scaled back
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         method.loss(batch)
-    return sum(seen.values()) * batch_size // rows
+    return int(sum(seen.values()) * scale) * batch_size // rows
 
 
 def check_data(config: RunConfig, host: int) -> int:

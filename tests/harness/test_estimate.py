@@ -59,3 +59,21 @@ def test_accumulation_keeps_the_flops_and_cuts_the_activation_memory(root):
     assert parts.flops_per_step == pytest.approx(whole.flops_per_step, rel=1e-9)
     state = 4 * whole.params * 4  # weights, grads, two AdamW moments, fp32
     assert parts.memory_bytes - state == pytest.approx((whole.memory_bytes - state) / 4, rel=0.02)
+
+
+@pytest.mark.parametrize("model", ["lstm", "mamba"])
+def test_a_recurrent_model_is_sized_on_a_slice_of_its_sequence(model, monkeypatch):
+    """An LSTM or Mamba costs the same at every position: traced on SIZING_TOKENS positions and scaled, its FLOPs and
+    activation memory match the whole sequence's trace (the paper profile's 2048-token LSTM took minutes)."""
+    import harness.components as components
+    from harness.estimate import estimate
+    from harness.spec.find import load_and_expand
+
+    _, runs = load_and_expand("copying_smoke", ["defaults.task.context_len=512", "defaults.training.batch_size=2"])
+    cfg = next(r.config for r in runs if r.config.model.name == model)
+    sliced = estimate(cfg)
+    monkeypatch.setattr(components, "SIZING_TOKENS", 10_000)  # no slicing: the whole 512 positions traced
+    whole = estimate(cfg)
+    assert sliced.params == whole.params
+    assert sliced.flops_per_step == pytest.approx(whole.flops_per_step, rel=0.02)
+    assert sliced.memory_bytes == pytest.approx(whole.memory_bytes, rel=0.05)
