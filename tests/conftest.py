@@ -95,6 +95,14 @@ def cli(root: Path, cwd: Path, *args: str, env: dict[str, str] | None = None) ->
     )
 
 
+def report_dir(cwd: Path, suite: str) -> Path:
+    """The report folder `cli` wrote for `suite`: reports/<suite>/, or a variant's reports/<suite>+<hash>/ (a run with
+    overrides); exactly one of them."""
+    found = [p for p in (cwd / "reports").glob(f"{suite}*") if p.name == suite or p.name.startswith(f"{suite}+")]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def child_runs(cwd: Path, suite: str):
     """(child runs, parent runs) of a suite's experiment in the store written by `cli`."""
     from harness.track import Tracker

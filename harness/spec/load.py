@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from harness.plugins import load_plugins
 from harness.registry import did_you_mean
 from harness.spec import interpolate
 from harness.spec import overrides as hydra_overrides
@@ -205,7 +206,9 @@ def _check_axes(spec: GridSpec, loc: Locator, at: KeyPath = ()) -> None:
 
 def load_suite(path: str | Path, overrides: list[str] = (), profile: str | None = None) -> LoadedSuite:
     """Read the suite (and its includes), apply `profile` (one of its `profiles`), then the overrides (Hydra's
-    grammar, harness.spec.overrides), resolve `${path}` interpolations, validate."""
+    grammar, harness.spec.overrides), resolve `${path}` interpolations, validate.  The component packages
+    (baselines and the plugins) are imported first: their registries name what a suite may use."""
+    load_plugins()
     path = Path(path)
     edits = hydra_overrides.parse(list(overrides))  # a grammar error before the file is read
     dropped: list[str] = []

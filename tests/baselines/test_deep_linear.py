@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import child_runs, cli
+from conftest import child_runs, cli, report_dir
 
 from baselines.ssl.deep_linear import (
     DeepLinear,
@@ -243,6 +243,7 @@ def test_jepa_theory_suite_end_to_end(root, tmp_path):
         assert r.info.status == "FINISHED" and m["learned/f0"] == m["learned/f1"] == 1.0
         assert m["rel_err_pct/f0"] < 2 and m["rel_err_pct/f1"] < 2
         assert m["first/sim"] == m["first/pred"] == 0.0  # depth 1: both objectives learn the higher lambda first
-    report = (tmp_path / "reports" / "jepa_theory" / "report.md").read_text()
+    out = report_dir(tmp_path, "jepa_theory")  # a variant (overrides): its own folder
+    report = (out / "report.md").read_text()
     assert "| jepa | 1 | 1 |" in report and "| mae | 1 | 1 |" in report and "feature f0_sim" in report
-    assert (tmp_path / "reports" / "jepa_theory" / "jepa_feature1.png").stat().st_size > 1000
+    assert (out / "jepa_feature1.png").stat().st_size > 1000

@@ -1,7 +1,7 @@
 """The jepa_vs_mae suite end to end through the real CLI (tiny overrides), real MLflow and worker processes."""
 
 import pytest
-from conftest import cli
+from conftest import cli, report_dir
 
 from harness.track import Tracker
 
@@ -51,7 +51,8 @@ def test_jepa_vs_mae_suite_smoke(root, tmp_path):
     # the linear probe ran during training too (evaluation.every), so curves exist
     assert [m.step for m in t.client.get_metric_history(jepa[0].info.run_id, "probe/linear")] == [3, 6]
 
-    report = (tmp_path / "reports" / "jepa_vs_mae" / "report.md").read_text()
+    out = report_dir(tmp_path, "jepa_vs_mae")  # a variant (the tiny overrides): its own folder
+    report = (out / "report.md").read_text()
     assert "Runs with results: 32 of 32 expected." in report
     assert "| floor: untrained | shapes |" in report and "| ceiling: supervised | shapes |" in report  # in every probe table
     assert "| digits | 1 | 1 |" in report and "| shapes | 4 | 1 |" in report  # JEPA rows by the source's n_targets
@@ -64,4 +65,4 @@ def test_jepa_vs_mae_suite_smoke(root, tmp_path):
     assert "_no results yet_" not in report and "Runs no table shows" not in report
     assert "| jepa_prefers_predictive_features |" in report
     for png in ("jepa_probe_vs_n_targets.png", "mae_probe_vs_ratio.png"):
-        assert (tmp_path / "reports" / "jepa_vs_mae" / png).stat().st_size > 1000
+        assert (out / png).stat().st_size > 1000

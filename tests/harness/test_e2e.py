@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import child_runs, cli
+from conftest import child_runs, cli, report_dir
 
 from harness.track import Tracker
 
@@ -74,7 +74,7 @@ def test_failures_are_contained(root, tmp_path):
     assert nan.data.metrics["train/diverged_at_step"] == 5
     finished = [r for r in children if r.data.tags["ablation"] == "none"]
     assert len(finished) == 2 and all(r.info.status == "FINISHED" for r in finished)
-    assert (tmp_path / "reports" / "smoke" / "report.md").exists()
+    assert (report_dir(tmp_path, "smoke") / "report.md").exists()  # a variant (overrides): reports/smoke+<hash>/
 
 
 HEADROOM = """\

@@ -238,12 +238,12 @@ def test_concurrent_suites_into_one_store_lose_no_metrics(root, tmp_path):
         for r in children:
             timing = {k for k in r.data.metrics if k.startswith("throughput/")}  # logged once at the end, wall-clock
             assert timing == {"throughput/examples_per_s", "throughput/step_seconds", "throughput/tokens_per_s"}
-            assert len(r.data.metrics) - len(timing) == 16
+            assert len(r.data.metrics) - len(timing) == 19  # 16 + items/exact/len_* of the 3 test lengths
             for key in set(r.data.metrics) - timing:
                 got = sorted(m.step for m in t.client.get_metric_history(r.info.run_id, key))
                 assert got == expected_steps(key, steps, log_every, every), (name, key)
                 points += len(got)
-    assert points == 2 * (4 * 5 + 2 + 10 * 2) + 2 * (4 * 40 + 2 + 10 * 4)
+    assert points == 2 * (4 * 5 + 2 + 13 * 2) + 2 * (4 * 40 + 2 + 13 * 4)  # 13 evaluated metrics: 10 + items/exact/len_* of 3 lengths
 
 
 @pytest.mark.slow
@@ -263,7 +263,7 @@ def test_retried_run_resumes_from_its_checkpoint_bit_identically(root, tmp_path)
         return {k for k in metrics if k == "time/train_seconds" or k.startswith("throughput/")}
 
     keys = set(clean.data.metrics) - timed(clean.data.metrics)
-    assert keys == set(second.data.metrics) - timed(second.data.metrics) and len(keys) == 15
+    assert keys == set(second.data.metrics) - timed(second.data.metrics) and len(keys) == 18  # with items/exact/len_*
     for key in keys:  # the whole history, the copied part (steps <= 20) and the resumed part, equal exactly
         hist = [[(m.step, m.value) for m in t.client.get_metric_history(r.info.run_id, key)] for r in (clean, second)]
         assert sorted(hist[0]) == sorted(hist[1]), key

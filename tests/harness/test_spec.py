@@ -197,3 +197,15 @@ def test_copying_suite_expansion_list_valued_axis_and_comparable_params(root):
     one = {(r.config.model.name, getattr(r.config.model, "pos_emb", None)): r for r in runs if r.config.seed == 0}
     counts = {k: sum(p.numel() for p in build(r.config)[1].module.parameters()) for k, r in one.items()}
     assert max(counts.values()) / min(counts.values()) < 1.03, counts
+
+
+def test_load_suite_alone_loads_the_component_packages(root):
+    """In a fresh process, load_suite is enough (it failed with "unknown task 'arithmetic' (known: )" unless
+    load_and_expand had imported the plugins first)."""
+    import subprocess
+    import sys
+
+    code = f"from harness.spec.load import load_suite; print(load_suite({str(root / 'suites' / 'smoke.yaml')!r}).spec.name)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0 and out.stdout.strip() == "smoke", out.stderr[-500:]
