@@ -253,6 +253,8 @@ def test_retried_run_resumes_from_its_checkpoint_bit_identically(root, tmp_path)
             "ablations": {"faulty": {"training.fault": {"kind": "kill", "at_step": 25, "attempts": [0]}}}}
     proc = cli(root, tmp_path, "run", str(suite(tmp_path, root, "ck", diff)), "--workers", "1", "--no-report")
     assert proc.returncode == 0, proc.stderr
+    assert "retrying faulty seed=0 (attempt 2)" in proc.stderr and "resuming faulty seed=0 from its last checkpoint" in proc.stderr
+    assert "2/2 running 0  failed 0" in proc.stderr  # the bar's counts follow the ends, not the last tick
     children, _ = child_runs(tmp_path, "ck")
     clean = next(r for r in children if r.data.tags["ablation"] == "none")
     first, second = sorted((r for r in children if r.data.tags["ablation"] == "faulty"), key=lambda r: r.data.tags["attempt"])

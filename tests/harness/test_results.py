@@ -365,3 +365,17 @@ def test_a_code_change_makes_finished_runs_stale_and_rerun_stale_retrains_them(r
     assert forced.returncode == 0 and "0 already finished, 4 to run" in forced.stderr
     children, _ = child_runs(tmp_path, "smoke")
     assert len(children) == 12 and len({c.data.tags["code_fingerprint"] for c in children}) == 2
+
+
+def test_files_a_run_writes_next_to_the_code_are_ignored_by_git(root):
+    """The store, its lock, the Optuna journal, logs and exports of `make suite` / `harness results` are ignored:
+    a first suite no longer makes the checkout dirty for --require-clean (the reports themselves are tracked
+    on purpose, and the dirty flag reads the code only: test_the_dirty_flag_reads_the_code_only)."""
+    import subprocess
+
+    names = ["mlflow.db", "mlflow.db.lock", "optuna-journal.log", "mlartifacts/1/x", ".harness/logs/x.log", "smoke_results.parquet",
+             "smoke_results.history.parquet", "smoke_results.csv"]
+    out = subprocess.run(["git", "check-ignore", *names], cwd=root, capture_output=True, text=True)
+    assert sorted(out.stdout.split()) == sorted(names)
+    tracked = subprocess.run(["git", "ls-files", "mlflow.db.lock"], cwd=root, capture_output=True, text=True).stdout
+    assert tracked == ""  # the stray lock file is no longer committed
