@@ -19,9 +19,9 @@ F = TypeVar("F", bound=Callable)
 
 
 class ComponentConfig(BaseModel):
-    """Base of every component config: a registered `name` plus typed parameters."""
+    """Base of every component config: a registered `name` plus typed parameters (finite numbers only)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: str
 
     def held_bytes(self) -> dict[str, int]:

@@ -74,7 +74,7 @@ MAX_COLUMNS = 16  # columns the view shows (the suite's axes first, then the met
 
 
 def view_columns(params: Sequence[str], metrics: Sequence[str]) -> list[str]:
-    """The MLflow runs table's column keys (`params.\`name\``, as its UI spells them) of `params`, then `metrics`."""
+    """The MLflow runs table's column keys (params.`name`, as its UI spells them) of `params`, then `metrics`."""
     keys = [f"params.`{p}`" for p in dict.fromkeys(params)] + [f"metrics.`{m}`" for m in dict.fromkeys(metrics)]
     return keys[:MAX_COLUMNS]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Annotated, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 Scalar = Union[str, int, float, bool, None]
 Label = Union[Scalar, list[Scalar]]  # the value of an axis for one run (an axis may range over lists, e.g. [lo, hi])
@@ -12,4 +12,7 @@ Where = dict[str, Union[Scalar, list[Union[Scalar, list[Scalar]]]]]  # report/cl
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf / nan run nowhere: refused at the key
+
+
+Seed = Annotated[StrictInt, Field(ge=0, lt=2**63)]  # an integer torch's and numpy's generators accept (not "0", not true)

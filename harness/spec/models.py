@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator
 
 from harness.registry import REGISTRIES, ComponentConfig
-from harness.spec.base import Label, Scalar, Strict  # noqa: F401  (re-exported)
+from harness.spec.base import Label, Scalar, Seed, Strict  # noqa: F401  (re-exported)
 from harness.spec.claim_models import Claims, ClaimSpec, References, ReferenceSpec  # noqa: F401  (re-exported)
 from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: F401  (re-exported)
 from harness.spec.tune_models import TuneSpec
@@ -21,7 +21,7 @@ class OptimizerConfig(Strict):
     name: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
     momentum: float = Field(0.9, ge=0, description="sgd only")
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
@@ -39,8 +39,8 @@ class FaultConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    steps: int = Field(1000, ge=0, description="optimizer steps; 0 = evaluate only (e.g. a frozen-feature probe)")
-    batch_size: int = Field(64, ge=1)
+    steps: int = Field(1000, ge=0, le=10**9, description="optimizer steps; 0 = evaluate only (e.g. a frozen-feature probe)")
+    batch_size: int = Field(64, ge=1, le=2**24)
     grad_clip: Optional[float] = Field(1.0, gt=0, description="max global grad norm; null disables")
     log_every: int = Field(25, ge=1, description="steps between logged training metrics")
     checkpoint: bool = True
@@ -99,7 +99,7 @@ class RunConfig(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
-    seed: int = 0
+    seed: Seed = 0
     source: Optional[Source] = None
     profile: str = Field("", description="the suite profile the run belongs to (--profile); '' = the suite as written")
 
@@ -295,7 +295,7 @@ class StageSpec(GridSpec):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     from_: str = Field(alias="from", description="the stage whose runs these start from")
     where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict, description="which source runs (config paths, ablation)")
-    seeds: Optional[list[int]] = Field(None, min_length=1, description="null = each source run's seed")
+    seeds: Optional[list[Seed]] = Field(None, min_length=1, description="null = each source run's seed")
     scheduler: StageScheduler = StageScheduler()
 
     _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))
@@ -306,7 +306,7 @@ class SuiteSpec(GridSpec):
     description: str = ""
     include: Optional[str] = None
     defaults: Annotated[dict[str, Any], AfterValidator(_no_source)]
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     references: References = Field(default_factory=dict, description="reference arms by name: floors and ceilings (claim_models.ReferenceSpec)")
     claims: Claims = Field(default_factory=list)
     scheduler: SchedulerSpec = SchedulerSpec()

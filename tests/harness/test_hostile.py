@@ -1,0 +1,71 @@
+"""Hostile input (issue 34): values that validate but cannot run are refused at their key, in one line, exit 2.
+
+Each case was accepted by `harness validate` before the check existed (a seed the generators reject, betas that
+make Adam divide by zero, an infinite learning rate that became null in the run's JSON, 10^29 steps, NaN claim
+bounds); each now names file, line and key.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY_SUITE
+
+from harness.cli import main
+
+
+def one_error(capsys, *argv: str) -> str:
+    rc = main(["validate", *argv])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1, (rc, out, err)
+    return err.removeprefix("error: ").strip()
+
+
+@pytest.fixture
+def suite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def write(extra: str = "", edit: tuple[str, str] | None = None) -> str:
+        text = TINY_SUITE.replace(*edit, 1) if edit else TINY_SUITE
+        (tmp_path / "s.yaml").write_text(text + extra)
+        return "s.yaml"
+
+    return write
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("seeds=['0']", "seeds[0]: Input should be a valid integer"),  # a string is not a seed
+    ("seeds=[true]", "seeds[0]: Input should be a valid integer"),  # nor is a boolean
+    ("seeds=[-1]", "seeds[0]: Input should be greater than or equal to 0"),
+    ("seeds=[18446744073709551616]", "seeds[0]: Input should be less than 9223372036854775808"),  # torch.manual_seed's range
+    ("defaults.optimizer.betas=[0.9,1.0]", "defaults.optimizer.betas[1]: Input should be less than 1"),
+    ("defaults.optimizer.betas=[-0.1,0.9]", "defaults.optimizer.betas[0]: Input should be greater than or equal to 0"),
+    ("defaults.optimizer.lr=nan", "defaults.optimizer.lr: Input should be a finite number"),
+    ("defaults.model.dropout=nan", "defaults.model.dropout: Input should be a finite number"),  # component configs too
+    ("defaults.training.steps=100000000000000000000000000000", "defaults.training.steps: Input should be less than or equal to 1000000000"),
+])
+def test_values_that_cannot_run_are_refused_at_their_key(suite, capsys, override, expected):
+    assert f"<override>: {expected}" in one_error(capsys, suite(), override)
+
+
+def test_an_infinite_learning_rate_in_the_file_names_its_line(suite, capsys):
+    path = suite(edit=("  training:", "  optimizer: {lr: .inf}\n  training:"))
+    assert one_error(capsys, path) == "s.yaml:6: defaults.optimizer.lr: Input should be a finite number, got inf"
+
+
+@pytest.mark.parametrize("check, expected", [
+    ("{kind: at_least, metric: exact/len_04, value: .nan}", "claims[0].check.value: Input should be a finite number"),
+    ("{kind: between, metric: exact/len_04, low: 0.9, high: 0.1}", "claims[0].check: 'low' (0.9) is above 'high' (0.1)"),
+    ("{kind: at_most, metric: exact/len_04, value: -.inf}", "claims[0].check.value: Input should be a finite number"),
+])
+def test_claim_bounds_are_finite_and_ordered(suite, capsys, check, expected):
+    path = suite(f"claims:\n  - id: c\n    text: x\n    check: {check}\n")
+    assert f"s.yaml:10: {expected}" in one_error(capsys, path)
+
+
+def test_a_claim_id_fits_an_mlflow_tag_key(suite, capsys):
+    """MLflow keys are at most 250 characters; the claim id lands in a tag key, so 100 is the cap (a 260-character id used
+    to crash `harness run` after every run had finished)."""
+    assert main(["validate", suite("claims:\n  - {id: " + "a" * 100 + ", text: x}\n")]) == 0
+    capsys.readouterr()
+    err = one_error(capsys, suite("claims:\n  - {id: " + "a" * 101 + ", text: x}\n"))
+    assert "claims[0].id: String should have at most 100 characters" in err
