@@ -15,6 +15,7 @@ from harness.plugins import load_plugins
 from harness.registry import did_you_mean
 from harness.spec import interpolate
 from harness.spec import overrides as hydra_overrides
+from harness.spec import roots as roots_
 from harness.spec.errors import Loc, SpecError
 from harness.spec.models import CONFIG_KEYS, GridSpec, Label, RunConfig, SuiteSpec
 from harness.spec.profiles import apply_profile
@@ -80,7 +81,7 @@ def _normalize(data: dict[str, Any], loc: Locator, at: KeyPath = ()) -> dict[str
     return data
 
 
-def _read(path: Path, seen: tuple[Path, ...], dropped: list[str]) -> tuple[dict[str, Any], Locator]:
+def _read(path: Path, seen: tuple[Path, ...], dropped: list[str], roots: tuple[Path, ...]) -> tuple[dict[str, Any], Locator]:
     data, lines = load_yaml(path)
     loc = Locator({p: Loc(str(path), n, format_path(p)) for p, n in lines.items()}, Loc(str(path), 1, ""))
     if not isinstance(data, dict):
@@ -94,13 +95,16 @@ def _read(path: Path, seen: tuple[Path, ...], dropped: list[str]) -> tuple[dict[
     try:
         base_path = (path.parent / inc).resolve()
         found = base_path.is_file()  # a directory is no suite either
+        why = roots_.outside(base_path, roots)
     except (OSError, ValueError) as e:  # a NUL byte or an over-long name
         raise SpecError(loc.find(("include",)), f"bad include file name {inc!r}: {getattr(e, 'strerror', None) or e}") from None
+    if why:  # before existence: a suite learns nothing about files outside its roots
+        raise SpecError(loc.find(("include",)), f"{inc!r} {why}")
     if base_path in seen:
         raise SpecError(loc.find(("include",)), f"include cycle through {base_path.name}")
     if not found:
         raise SpecError(loc.find(("include",)), f"included file not found: {inc}")
-    base, base_loc = _read(base_path, seen + (base_path,), dropped)
+    base, base_loc = _read(base_path, seen + (base_path,), dropped, roots)
     merged = merge(base, {k: v for k, v in data.items() if k != "include"}, dropped=dropped)
     merged["include"] = inc
     return merged, Locator({**base_loc.locs, **loc.locs}, loc.root)
@@ -204,6 +208,15 @@ def _check_axes(spec: GridSpec, loc: Locator, at: KeyPath = ()) -> None:
             seen[axis] = where
 
 
+def _check_storage(spec: SuiteSpec, loc: Locator, roots: tuple[Path, ...]) -> None:
+    """A tune block's `storage` is a journal file inside the roots (or a storage the user allowed suites to name)."""
+    for at, grid in [((), spec), *((("stages", n), st) for n, st in spec.stages.items())]:
+        for i, block in enumerate(grid.tune):
+            why = block.storage and roots_.storage_refusal(block.storage, roots)
+            if why:
+                raise SpecError(loc.find((*at, "tune", i, "storage")), why)
+
+
 def load_suite(path: str | Path, overrides: list[str] = (), profile: str | None = None) -> LoadedSuite:
     """Read the suite (and its includes), apply `profile` (one of its `profiles`), then the overrides (Hydra's
     grammar, harness.spec.overrides), resolve `${path}` interpolations, validate.  The component packages
@@ -213,7 +226,7 @@ def load_suite(path: str | Path, overrides: list[str] = (), profile: str | None 
     edits = hydra_overrides.parse(list(overrides))  # a grammar error before the file is read
     dropped: list[str] = []
     try:
-        data, loc = _read(path.resolve(), (path.resolve(),), dropped)
+        data, loc = _read(path.resolve(), (path.resolve(),), dropped, roots_.allowed_roots(path))
     except SpecError as e:  # the file's own errors name it as the user gave it
         if e.loc.file != str(path.resolve()):
             raise
@@ -234,4 +247,5 @@ def load_suite(path: str | Path, overrides: list[str] = (), profile: str | None 
     _check_axes(spec, loc)
     for name, stage in spec.stages.items():
         _check_axes(stage, loc, ("stages", name))
+    _check_storage(spec, loc, roots_.allowed_roots(path))
     return LoadedSuite(spec, path, loc, dropped)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from harness.spec.base import Scalar, Strict
+from harness.spec.base import Scalar, Seed, Strict
 
 
 class FloatParam(Strict):
@@ -95,7 +95,7 @@ class TuneSpec(Strict):
     per: list[str] = Field(default_factory=list, description="config paths whose values make a cell; [] = one study")
     where: dict[str, Union[Scalar, list[Scalar]]] = Field(default_factory=dict, description="runs of the grid this block tunes "
                                                           "(ablations keep their own config)")
-    seed: Optional[int] = Field(None, description="training seed of the trials (default: the suite's first seed)")
+    seed: Optional[Seed] = Field(None, description="training seed of the trials (default: the suite's first seed)")
     set: dict[str, Any] = Field(default_factory=dict, description="config path -> value for trials only")
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()

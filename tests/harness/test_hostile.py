@@ -7,6 +7,8 @@ bounds); each now names file, line and key.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import TINY_SUITE
 
@@ -69,3 +71,75 @@ def test_a_claim_id_fits_an_mlflow_tag_key(suite, capsys):
     capsys.readouterr()
     err = one_error(capsys, suite("claims:\n  - {id: " + "a" * 101 + ", text: x}\n"))
     assert "claims[0].id: String should have at most 100 characters" in err
+
+
+# Class 1 and 2: a suite neither reads nor writes outside the allowed roots (its own directory, the working directory,
+# $HARNESS_ALLOWED_ROOTS), symlinks resolved first; a storage URL is the user's choice, not the suite's.
+
+TUNE = """tune:
+  - name: lr
+    space: {optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+    objective: token_acc/len_03
+    direction: maximize
+    trials: 2
+    storage: STORAGE
+"""
+
+
+@pytest.fixture
+def outside(tmp_path, monkeypatch):
+    """A suite tree `tree/` (the working directory) beside an outside directory holding a secret suite."""
+    tree, far = tmp_path / "tree", tmp_path / "far"
+    tree.mkdir(), far.mkdir()
+    (far / "secret.yaml").write_text("name: secret\nsecret_value: 42\n")
+    monkeypatch.chdir(tree)
+    monkeypatch.delenv("HARNESS_ALLOWED_ROOTS", raising=False)
+    monkeypatch.delenv("HARNESS_ALLOW_SUITE_STORAGE", raising=False)
+    return far
+
+
+@pytest.mark.parametrize("target", ["ABS", "../far/secret.yaml", "link.yaml", "sub/../../far/secret.yaml"])
+def test_include_cannot_reach_outside_the_roots(outside, capsys, target):
+    Path("link.yaml").symlink_to(outside / "secret.yaml")
+    target = str(outside / "secret.yaml") if target == "ABS" else target
+    Path("s.yaml").write_text(f"include: {target}\n" + TINY_SUITE)
+    err = one_error(capsys, "s.yaml")
+    assert err.startswith(f"s.yaml:1: include: '{target}' resolves outside the allowed roots") and "secret_value" not in err
+
+
+def test_an_included_file_is_held_to_the_roots_of_the_suite_asked_for(outside, capsys):
+    """The roots are fixed by the suite on the command line: an included file's own directory does not widen them."""
+    Path("sub").mkdir()
+    Path("sub/top.yaml").write_text("include: base.yaml\n" + TINY_SUITE)
+    Path("sub/base.yaml").write_text("include: ../../far/secret.yaml\nname: base\n")
+    assert "sub/base.yaml:1: include: '../../far/secret.yaml' resolves outside" in one_error(capsys, "sub/top.yaml")
+
+
+def test_an_allowed_root_admits_an_include(outside, capsys, monkeypatch):
+    Path("s.yaml").write_text(f"include: {outside / 'secret.yaml'}\n" + TINY_SUITE)
+    monkeypatch.setenv("HARNESS_ALLOWED_ROOTS", str(outside))
+    assert "unknown key 'secret_value'" in one_error(capsys, "s.yaml")  # read now: its own error, not containment's
+
+
+@pytest.mark.parametrize("storage, expected", [
+    ("ABS", "journal file 'ABS' resolves outside the allowed roots"),
+    ("../far/j.journal", "journal file '../far/j.journal' resolves outside the allowed roots"),
+    ("sqlite:////tmp/x.db", "a suite cannot choose a storage URL (sqlite://...)"),
+    ("postgresql://u:p@10.0.0.1/db", "a suite cannot choose a storage URL (postgresql://...)"),
+])
+def test_a_suite_cannot_choose_where_tuning_writes(outside, capsys, storage, expected):
+    storage = str(outside / "j.journal") if storage == "ABS" else storage
+    Path("s.yaml").write_text(TINY_SUITE + TUNE.replace("STORAGE", storage))
+    assert main(["run", "s.yaml", "--tracking-uri", "sqlite:///m.db"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: s.yaml:13: tune[0].storage: {expected.replace('ABS', storage)}"), err
+    assert not (outside / "j.journal").exists() and not Path("m.db").exists()  # nothing written
+
+
+def test_a_journal_inside_the_tree_and_an_allowed_url_validate(outside, capsys, monkeypatch):
+    Path("s.yaml").write_text(TINY_SUITE + TUNE.replace("STORAGE", "studies/j.journal"))
+    assert main(["validate", "s.yaml"]) == 0
+    Path("s.yaml").write_text(TINY_SUITE + TUNE.replace("STORAGE", "sqlite:///studies.db"))
+    monkeypatch.setenv("HARNESS_ALLOW_SUITE_STORAGE", "1")
+    assert main(["validate", "s.yaml"]) == 0
