@@ -5,6 +5,7 @@ the lock file that pins the environment.  Read once per invocation (`code_versio
 
 from __future__ import annotations
 
+import ast
 import getpass
 import hashlib
 import subprocess
@@ -32,8 +33,24 @@ def _py_files(root: Path) -> list[Path]:
     return sorted(root.rglob("*.py")) if root.is_dir() else [root] if root.suffix == ".py" and root.is_file() else []
 
 
+def _code_of(source: bytes) -> bytes:
+    """What a source file computes: its syntax tree without docstrings, so comments, blank lines, formatting and
+    docstrings do not make a finished run stale.  A file that does not parse counts by its bytes."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False).encode()
+
+
 def fingerprint_of(roots: list[Path], base: Path) -> str:
-    """sha256 over every .py file under `roots`: its path (relative to `base` when under it) and its bytes."""
+    """sha256 over every .py file under `roots`: its path (relative to `base` when under it) and its code (_code_of)."""
     h = hashlib.sha256()
     for root in roots:
         for f in _py_files(root):
@@ -41,7 +58,7 @@ def fingerprint_of(roots: list[Path], base: Path) -> str:
                 rel = f.relative_to(base)
             except ValueError:
                 rel = f
-            h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
+            h.update(str(rel).encode() + b"\0" + _code_of(f.read_bytes()) + b"\0")
     return h.hexdigest()[:16]
 
 

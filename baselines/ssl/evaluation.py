@@ -28,7 +28,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-
 from pydantic import Field
 
 from baselines.ssl.collapse import collapse_stats, content_share

@@ -20,7 +20,7 @@ what it measured, the headroom its reference arms leave, its power, and the stat
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -209,7 +209,7 @@ def check_claims(claims: Iterable[ClaimSpec], df: pl.DataFrame, references: Mapp
         alpha = spent_alpha(c, df, initial_seeds) if not df.is_empty() else claim_alpha(c.check)
         checked.append((c, evaluate_claim(c, df, references, alpha), alpha))
     decided = []
-    for i, (c, ch, alpha) in enumerate(checked):
+    for i, (_c, ch, alpha) in enumerate(checked):
         if ch is not None and not ch.missing and not math.isnan(best((ch.p_pass, ch.p_fail))):
             decided.append((i, min(1.0, 2 * best((ch.p_pass, ch.p_fail))), alpha))
     family_of = _holm(decided) if family == "holm" else {i: (p < a, p) for i, p, a in decided}

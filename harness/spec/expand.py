@@ -17,6 +17,7 @@ registered component configs; an error names the suite line that produced the ba
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,9 +89,20 @@ def _locate_for(loaded: LoadedSuite, point: Point, base_path: KeyPath, at: KeyPa
     return locate
 
 
-def grid_points(loaded: LoadedSuite, spec: GridSpec, base: dict[str, Any], at: KeyPath = ()) -> list[Point]:
+def _within_cap(loaded: LoadedSuite, n: int, sizes: dict[str, int], where: KeyPath) -> None:
+    """Refuse, before building them, `n` runs past scheduler.max_runs, naming the axes that multiply."""
+    cap = loaded.spec.scheduler.max_runs
+    if n > cap:
+        factors = " x ".join(f"{k} {v:,}" for k, v in sizes.items() if v > 1)
+        raise SpecError(loaded.locator.find(where), f"the grid expands to {n:,} runs ({factors}), over scheduler.max_runs = {cap:,}")
+
+
+def grid_points(loaded: LoadedSuite, spec: GridSpec, base: dict[str, Any], at: KeyPath = (), n_seeds: int = 1) -> list[Point]:
     """The points of a suite's (`at` = ()) or a stage's grid: grid x zip, `when` branches, minus `exclude`;
-    conditions compare `base` (the written defaults; for a stage, its source's config and its defaults)."""
+    conditions compare `base` (the written defaults; for a stage, its source's config and its defaults).
+    Each product is sized (x `n_seeds`) against scheduler.max_runs before it is built."""
+    sizes = {k: len(v) for k, v in spec.grid.items()} | ({"zip": len(next(iter(spec.zip.values())))} if spec.zip else {})
+    _within_cap(loaded, math.prod(sizes.values()) * n_seeds, sizes | {"seeds": n_seeds}, at + ("grid",))
     points = _product(spec.grid, at + ("grid",), Point())
     if spec.zip:
         n = len(next(iter(spec.zip.values())))
@@ -103,6 +115,9 @@ def grid_points(loaded: LoadedSuite, spec: GridSpec, base: dict[str, Any], at: K
                 zipped.append(q)
         points = zipped
     for i, branch in enumerate(spec.when):
+        hits = sum(matches(resolve(base, p), branch.if_) for p in points)
+        sizes = {"points": len(points) - hits + hits * math.prod(len(v) for v in branch.grid.values()), "seeds": n_seeds}
+        _within_cap(loaded, sizes["points"] * n_seeds, sizes, at + ("when", i, "grid"))
         nxt: list[Point] = []
         for p in points:
             if not matches(resolve(base, p), branch.if_):
@@ -141,8 +156,9 @@ class _Runs:
                     self.seen.add(run.run_id)
                     self.runs.append(run)
                     added.append(run)
+                    _within_cap(self.loaded, len(self.runs), {"runs so far": len(self.runs)}, at + ("grid",))
 
-        for p in grid_points(self.loaded, spec, base, at):
+        for p in grid_points(self.loaded, spec, base, at, len(seeds)):
             dropped: list[str] = []
             add(resolve(base, p, dropped), p, at + ("defaults",), "", dropped)
         for name, diff in spec.ablations.items():
@@ -196,6 +212,8 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
     by_stage = {loaded.spec.stage: expand_first(loaded)}
     for name, stage in loaded.spec.stages.items():
         by_stage[name] = expand_stage(loaded, name, by_stage[stage.from_])
+        total = sum(map(len, by_stage.values()))
+        _within_cap(loaded, total, {"runs of the stages so far": total}, ("stages", name))
     return [r for runs in by_stage.values() for r in runs]
 
 

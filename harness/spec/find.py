@@ -15,8 +15,8 @@ from harness.spec.errors import Loc, SpecError
 from harness.spec.expand import expand
 from harness.spec.load import LoadedSuite, load_suite
 from harness.spec.models import RunSpec
+from harness.spec.roots import REPO_SUITES
 
-REPO_SUITES = Path(__file__).resolve().parents[2] / "suites"
 SUITES_ENV = "HARNESS_SUITES"
 
 

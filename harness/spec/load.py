@@ -226,7 +226,7 @@ def load_suite(path: str | Path, overrides: list[str] = (), profile: str | None 
     edits = hydra_overrides.parse(list(overrides))  # a grammar error before the file is read
     dropped: list[str] = []
     try:
-        data, loc = _read(path.resolve(), (path.resolve(),), dropped, roots_.allowed_roots(path))
+        data, loc = _read(path.resolve(), (path.resolve(),), dropped, roots_.include_roots(path))
     except SpecError as e:  # the file's own errors name it as the user gave it
         if e.loc.file != str(path.resolve()):
             raise

@@ -245,6 +245,8 @@ class SchedulerSpec(Strict):
     workers: Optional[int] = Field(None, ge=1, description="CPU worker processes (slurm: jobs in flight); null = number of cores")
     slots_per_gpu: int = Field(1, ge=1)
     max_retries: int = Field(0, ge=0)
+    max_runs: int = Field(10_000, ge=1, description="the most runs the suite may expand to (a grid or sweep past it is refused "
+                                                     "before it is built)")
     backend: Literal[BACKENDS] = Field("local", description="local warm workers, a warm worker actor per slot on Ray, or a SLURM job per run")
     ray_address: Optional[str] = Field(None, description="address of a running Ray cluster (e.g. 'auto'); null = start a local one")
     slurm: SlurmSpec = SlurmSpec()

@@ -22,6 +22,7 @@ packages (`key@pkg=v`) belong to Hydra apps, not suites: an error here."""
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from harness.spec.tree import merge, switch_component
 from harness.spec.yamlio import KeyPath, format_path
 
 AXIS_SECTIONS = ("grid", "zip")  # their keys are dotted config paths, kept whole
+MAX_SWEEP = 1_000_000  # values of one range(...) sweep, counted before it is listed (scheduler.max_runs caps the runs later)
 DOTTED_SECTIONS = ("grid", "zip", "set", "space")  # ... and these, below the suite's top level (when.0.set, tune.0.space)
 _PARSER: list[OverridesParser] = []  # made once: building Hydra's ANTLR parser takes a few ms
 
@@ -135,9 +137,15 @@ def _defaults_head(path: KeyPath) -> tuple[Any, ...] | None:
     return None
 
 
+def _range_len(r: RangeSweep) -> int:
+    return max(0, math.ceil((r.stop - r.start) / r.step))
+
+
 def _axis(text: str, path: KeyPath, value: Any, o: Override, where: Loc) -> Edit:
     """A sweep -> the values of a grid axis (module docstring)."""
     head = _defaults_head(path)
+    if isinstance(value, RangeSweep) and value.step and _range_len(value) > MAX_SWEEP:
+        raise SpecError(where, f"the sweep has {_range_len(value):,} values; a sweep holds at most {MAX_SWEEP:,}")
     values = value if isinstance(value, Glob) else list(o.sweep_iterator())  # a glob is resolved against the suite
     if head is not None:
         return Edit(text, "axis", (*head, "grid", ".".join(str(p) for p in path[len(head) + 1:])), values)

@@ -1,7 +1,8 @@
 """Containment: every path a suite names resolves inside the allowed roots, symlinks resolved first.
 
 The allowed roots are the directory of the suite file given on the command line, the working directory, and
-the directories listed in $HARNESS_ALLOWED_ROOTS (os.pathsep-separated).  A suite file cannot widen them: an
+the directories listed in $HARNESS_ALLOWED_ROOTS (os.pathsep-separated); an include may also read the suites
+the harness ships (its checkout's suites/, read only: a journal is never written there).  A suite file cannot widen them: an
 included file is held to the roots of the suite that was asked for.  A storage URL (a database or a network
 connection) comes from the command line or the environment; a suite may name one only when the user sets
 $HARNESS_ALLOW_SUITE_STORAGE=1.
@@ -14,11 +15,17 @@ from pathlib import Path
 
 ROOTS_ENV = "HARNESS_ALLOWED_ROOTS"
 STORAGE_ENV = "HARNESS_ALLOW_SUITE_STORAGE"
+REPO_SUITES = Path(__file__).resolve().parents[2] / "suites"  # the suites the harness ships
 
 
 def allowed_roots(suite: Path) -> tuple[Path, ...]:
     extra = [Path(p).expanduser() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
     return tuple(dict.fromkeys(p.resolve() for p in [suite.resolve().parent, Path.cwd(), *extra]))
+
+
+def include_roots(suite: Path) -> tuple[Path, ...]:
+    """Where an include may read: the allowed roots and the shipped suites (a user's suite builds on one)."""
+    return tuple(dict.fromkeys([*allowed_roots(suite), REPO_SUITES.resolve()]))
 
 
 def outside(path: Path, roots: tuple[Path, ...]) -> str | None:

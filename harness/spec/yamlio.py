@@ -18,6 +18,7 @@ from harness.spec.errors import Loc, SpecError
 KeyPath = tuple[Any, ...]
 MAX_VALUES = 50_000  # values in the document once aliases are expanded
 MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_BYTES = 4 * 2**20  # a suite file (the largest in suites/ is ~20 KB)
 PLAIN_TAGS = {"map": "tag:yaml.org,2002:map", "seq": "tag:yaml.org,2002:seq"}
 
 
@@ -106,6 +107,8 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, int]]:
 
 def load_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:
     try:
+        if path.stat().st_size > MAX_BYTES:  # before it is read: a multi-GB file is not loaded to be refused
+            raise SpecError(Loc(str(path), 0, ""), f"the file has {path.stat().st_size:,} bytes; a suite holds at most {MAX_BYTES:,}")
         raw = path.read_bytes()
     except OSError as e:
         raise SpecError(Loc(str(path), 0, ""), f"cannot read file: {e.strerror}") from None

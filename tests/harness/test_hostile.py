@@ -7,12 +7,17 @@ bounds); each now names file, line and key.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import TINY_SUITE
 
 from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_error(capsys, *argv: str) -> str:
@@ -143,3 +148,72 @@ def test_a_journal_inside_the_tree_and_an_allowed_url_validate(outside, capsys, 
     Path("s.yaml").write_text(TINY_SUITE + TUNE.replace("STORAGE", "sqlite:///studies.db"))
     monkeypatch.setenv("HARNESS_ALLOW_SUITE_STORAGE", "1")
     assert main(["validate", "s.yaml"]) == 0
+
+
+# Class 3: interpolation bombs.  A ~1 KB suite whose `${...}` references refer to references expands exponentially;
+# the size is counted before OmegaConf resolves anything.  Validation runs in a subprocess with a time limit so the
+# test fails (instead of hanging) where the count is missing.
+
+def _list_bomb() -> str:  # 10^10 values from ten lines
+    lines = ["x0: [" + ", ".join(["1"] * 10) + "]"]
+    lines += [f"x{i}: [" + ", ".join([f'"${{x{i - 1}}}"'] * 10) + "]" for i in range(1, 10)]
+    return 'description: "${x9}"\n' + "\n".join(lines) + "\n"
+
+
+def _string_bomb() -> str:  # a 10 * 2^39-character string
+    return 'y0: "aaaaaaaaaa"\n' + "".join(f'y{i}: "${{y{i - 1}}}${{y{i - 1}}}"\n' for i in range(1, 40))
+
+
+@pytest.mark.parametrize("bomb, expected", [
+    (_list_bomb, "s.yaml:7: description: '${x9}': the interpolations expand to more than 50,000 values"),
+    (_string_bomb, "s.yaml:23: y16: '${y15}${y15}': the interpolations expand to more than 50,000 values or 1,000,000 characters"),
+])
+def test_an_interpolation_bomb_is_counted_before_it_is_resolved(tmp_path, bomb, expected):
+    (tmp_path / "s.yaml").write_text(TINY_SUITE + bomb())
+    assert len((tmp_path / "s.yaml").read_bytes()) < 1500
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "validate", "s.yaml"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {expected}"), proc.stderr
+
+
+def test_interpolations_below_the_cap_still_resolve(suite, capsys):
+    """A realistic use (the suites' own: one value read by several keys, a string built from two) is untouched."""
+    path = suite('description: "len_${defaults.training.steps}_${defaults.training.batch_size}"\n',
+                 edit=("method: {name: supervised}", 'method: {name: supervised, eval_batch_size: "${defaults.training.batch_size}"}'))
+    assert main(["validate", path]) == 0
+
+
+def test_a_key_built_from_an_interpolation_is_refused(suite, capsys):
+    assert "description: '${defaults.${name}}': a key built from an interpolation is not allowed" in one_error(
+        capsys, suite('description: "${defaults.${name}}"\n'))
+
+
+# Class 4: sizes.  A grid, a sweep or a file large enough to exhaust memory is refused by counting, before anything
+# that size is built or read; scheduler.max_runs raises the run cap for a suite that means it.
+
+_VALUES = ", ".join(str(8 + 2 * i) for i in range(11))
+
+
+def test_a_grid_over_the_run_cap_is_refused_before_it_is_expanded(suite, capsys):
+    path = suite(f"scheduler: {{max_runs: 1000}}\ngrid:\n  model.d_model: [{_VALUES}]\n  training.steps: [{_VALUES}]\n"
+                 f"  training.batch_size: [{_VALUES}]\n")
+    assert one_error(capsys, path) == ("s.yaml:8: grid: the grid expands to 1,331 runs (model.d_model 11 x training.steps 11 "
+                                       "x training.batch_size 11), over scheduler.max_runs = 1,000")
+    suite(f"scheduler: {{max_runs: 1500}}\ngrid:\n  model.d_model: [{_VALUES}]\n  training.steps: [{_VALUES}]\n"
+          f"  training.batch_size: [{_VALUES}]\n")
+    assert main(["validate", path]) == 0  # the suite that means it raises the cap
+
+
+def test_a_sweep_is_counted_before_it_is_listed(suite, capsys):
+    path = suite(f"grid:\n  model.d_model: [{_VALUES}]\n")
+    assert one_error(capsys, path, "defaults.training.batch_size=range(1,10000000)") == (
+        "<override>: defaults.training.batch_size=range(1,10000000): the sweep has 9,999,999 values; a sweep holds at most 1,000,000")
+    assert one_error(capsys, path, "defaults.training.batch_size=range(1,20000)").startswith(
+        "s.yaml:7: grid: the grid expands to 219,989 runs (model.d_model 11 x training.batch_size 19,999), over scheduler.max_runs = 10,000")
+
+
+def test_a_file_over_the_size_cap_is_refused_unread(suite, capsys):
+    path = suite("# " + "x" * (5 * 2**20) + "\n")
+    assert one_error(capsys, path) == "s.yaml: <root>: the file has 5,243,159 bytes; a suite holds at most 4,194,304"

@@ -337,6 +337,24 @@ def test_the_dirty_flag_reads_the_code_only(tmp_path):
     assert v.dirty and "harness/m.py" in v.diff and "reports" not in v.diff
 
 
+def test_the_fingerprint_reads_what_the_code_computes_not_its_comments_or_layout(tmp_path):
+    """A comment, a blank line, a docstring or a re-wrapped line (a lint fix) leaves finished runs fresh; a
+    changed value or statement makes them stale."""
+    from harness.provenance import fingerprint_of
+
+    f = tmp_path / "m.py"
+
+    def fp(src: str) -> str:
+        f.write_text(src)
+        return fingerprint_of([tmp_path], tmp_path)
+
+    base = fp('"""Doc."""\nimport os\n\nimport sys\n\n\ndef g(a,\n      b):\n    """x"""\n    return a + b\n')
+    assert fp('"""Another doc."""\nimport os\nimport sys  # sorted\n\n\ndef g(a, b):\n    return a + b\n') == base
+    assert fp('"""Doc."""\nimport os\nimport sys\n\n\ndef g(a, b):\n    return a - b\n') != base
+    assert fp('import sys\nimport os\n\n\ndef g(a, b):\n    return a + b\n') != base  # import order can matter
+    assert fp("def g(:\n") != fp("def g(:  \n")  # a file that does not parse counts by its bytes
+
+
 @pytest.mark.slow
 def test_a_code_change_makes_finished_runs_stale_and_rerun_stale_retrains_them(root, tmp_path):
     """Runs record the fingerprint of the code their result depends on (here a plugin package's, edited and not

@@ -206,7 +206,6 @@ def test_every_option_of_every_command_has_help_and_there_is_a_version(capsys):
 
 def test_list_describe_and_show_explain_the_components_and_the_resolved_suite(capsys):
     from harness.cli import main
-
     from harness.registry import ALL
 
     assert main(["list"]) == 0

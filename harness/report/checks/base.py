@@ -22,7 +22,6 @@ from harness.report import stats
 from harness.report.claim_text import axis_name, numeric
 from harness.report.frame import items_of, long_format, natural, select, show
 from harness.spec.claim_models import SUFFIX, CheckBase, Side
-
 from harness.spec.models import short_path
 
 

@@ -11,7 +11,20 @@ import math
 import polars as pl
 
 from harness.report import stats
-from harness.report.checks.base import Evaluation, Frame, Part, Sample, evaluator, label, level_text, no_data, num, paired, points, worst
+from harness.report.checks.base import (
+    Evaluation,
+    Frame,
+    Part,
+    Sample,
+    evaluator,
+    label,
+    level_text,
+    no_data,
+    num,
+    paired,
+    points,
+    worst,
+)
 from harness.spec.claim_models import Beats, Crossover
 
 TESTS = {"t": "t-test", "wilcoxon": "Wilcoxon signed-rank test", "permutation": "permutation test"}

@@ -14,6 +14,7 @@ from harness.report.checks.base import (
     Frame,
     Part,
     Sample,
+    best,
     evaluator,
     interval_text,
     label,
@@ -22,7 +23,6 @@ from harness.report.checks.base import (
     num,
     points,
     worst,
-    best,
 )
 from harness.spec.claim_models import AtLeast, AtMost, Between
 
