@@ -28,6 +28,7 @@ from harness.store import default_uri
 REPORTS_DIR = Path("reports")
 INCONCLUSIVE_EXIT = 3
 UNTESTABLE_EXIT = 4
+STORE_EXIT = 5  # the store (or the disk under it) cannot be read or written: one line, finished runs kept
 
 
 def is_override(arg: str) -> bool:
@@ -477,6 +478,21 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        why = _store_failure(e, getattr(args, "tracking_uri", None))
+        if why is None:
+            raise
+        print(f"error: {why}", file=sys.stderr)
+        return STORE_EXIT
+
+
+def _store_failure(e: Exception, uri: str | None) -> str | None:
+    """The one line for a store that failed (harness.track.failures), imported only when something failed."""
+    if uri is None or "harness.track" not in sys.modules:  # the store was never opened: not the store's failure
+        return None
+    from harness.track import store_failure
+
+    return store_failure(e, uri)
 
 
 def entry() -> None:

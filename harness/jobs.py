@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.backends import Job
 from harness.spec.models import RunSpec
+from harness.store import read_tail
 from harness.tags import TERMINAL, Outcome, Status, Tag
 from harness.track import Tracker
 
@@ -27,10 +28,7 @@ def job_for(run: RunSpec, key: str, spec_dir: Path, uri: str, log_path: Path, *o
 
 
 def _tail(path: Path, n: int = 4000) -> str:
-    try:
-        return path.read_bytes()[-n:].decode(errors="replace")
-    except OSError:
-        return ""
+    return read_tail(path, n).decode(errors="replace")
 
 
 def record_death(tracker: Tracker, mlflow_id: str, rc: int, log_path: Path) -> tuple[str, str]:

@@ -29,6 +29,7 @@ from harness.backends.base import JobQueue
 from harness.jobs import TrackedJobs, job_for
 from harness.session import Session
 from harness.spec.models import RunSpec, SuiteSpec
+from harness.store import read_tail
 from harness.tags import BASE_ABLATION, DIFF_ARTIFACT, Kind, Outcome, Status, Tag
 from harness.track import Tracker
 
@@ -110,12 +111,8 @@ def last_error(log_path: Path | None, tail: int = TAIL_BYTES) -> str:
     """The error line of a failed run's log: the exception line closing its last traceback (the first line after
     "Traceback (most recent call last):" that is not indented), else the log's last non-empty line; "" without
     a log.  Reads the last `tail` bytes only."""
-    try:
-        with open(log_path, "rb") as f:  # type: ignore[arg-type]
-            f.seek(max(0, os.path.getsize(log_path) - tail))
-            lines = [ln.rstrip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    except (OSError, TypeError):
-        return ""
+    text = read_tail(log_path, tail).decode("utf-8", "replace") if log_path is not None else ""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
     starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
     after = lines[starts[-1] + 1:] if starts else []
     line = next((ln for ln in after if not ln[:1].isspace()), lines[-1] if lines else "")

@@ -96,7 +96,7 @@ class CodeVersion:
 
 def _git(checkout: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=checkout, capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["git", "--no-optional-locks", *args], cwd=checkout, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None

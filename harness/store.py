@@ -28,6 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
+
+
+def read_tail(path: Path | str, n: int) -> bytes:
+    """The last `n` bytes of a log, read in bounded memory (a run's log may be GBs); b"" when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - n))
+            return f.read(n)
+    except (OSError, TypeError):
+        return b""
 SERVER_PREFIXES = ("http://", "https://")
 JOURNAL_NAME = "optuna-journal.log"
 UI_URL = "http://127.0.0.1:5000"  # where `harness ui` serves a local store

@@ -28,6 +28,7 @@ import ray  # noqa: E402
 from harness.backends.base import NODE_ENV, Job, Slot, forwarded_env, ship_files, signal_group, unship, visible_gpus  # noqa: E402
 from harness.backends.check import probe_ray_address  # noqa: E402
 from harness.backends.warm import TRIAL_MODULES, WarmWorkers  # noqa: E402
+from harness.store import read_tail  # noqa: E402
 
 LOG_TAIL_BYTES = 4 << 20  # at most this much of a worker's output comes back to the driver
 TASK_FAILED_RC = -1  # the actor itself died (node lost, actor killed): no exit code
@@ -70,9 +71,7 @@ class WarmActor:
         finally:
             self.pid = None
             self.done.set()
-        with open(log_path, "rb") as f:
-            f.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
-            return rc, f.read()
+        return rc, read_tail(log_path, LOG_TAIL_BYTES)
 
     def stop(self, grace_s: float) -> None:
         """SIGTERM the running job's process group, SIGKILL after `grace_s` (it runs on a second thread)."""

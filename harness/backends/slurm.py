@@ -42,6 +42,7 @@ from harness.backends.base import (
     unship,
 )
 from harness.spec.models import SlurmSpec
+from harness.store import read_tail
 
 LOG_TAIL_BYTES = 4 << 20
 NO_RESULT_RC = -1  # the job ended without a result (cancelled before the worker ended, node lost, sbatch error)
@@ -70,9 +71,7 @@ class SlurmTask:
             log.flush()
             proc = subprocess.Popen(argv, env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             rc = proc.wait()
-        with open(log_path, "rb") as f:
-            f.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
-            return rc, f.read()
+        return rc, read_tail(log_path, LOG_TAIL_BYTES)
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         """On a time-out, submitit requeues the job with the same call (the worker resumes in place)."""
@@ -171,7 +170,7 @@ class SlurmBackend:
         if time.monotonic() - first < RESULT_WAIT_S:
             return None
         stdout = handle.paths.stdout
-        tail = stdout.read_bytes()[-LOG_TAIL_BYTES:] if stdout.exists() else b""
+        tail = read_tail(stdout, LOG_TAIL_BYTES)
         return NO_RESULT_RC, tail + f"\n[slurm] job {job_id} ended without a result (cancelled, or its node failed)\n".encode()
 
     def wait(self, timeout: float) -> list[tuple[Job, int]]:

@@ -14,7 +14,9 @@ process, which dies with its launcher), its own log file on stdout and stderr, t
 WARM_MODULES, e.g. the Hydra launcher's jobs); any other argv is
 exec'd there (a cold start, e.g. a test's script).  Exit codes are a subprocess's: negative = killed by
 that signal.  SIGTERM to the warm process (its launcher died, or stopped it) stops its children (SIGTERM,
-SIGKILL after a grace period) before it exits; EOF on its stdin ends it once its children are gone."""
+SIGKILL after a grace period) before it exits; EOF on its stdin ends it once its children are gone.  When a
+job ends, what it left in its process group (a subprocess, a data-loader pool) is killed: nothing a run
+started outlives it."""
 
 from __future__ import annotations
 
@@ -31,7 +33,14 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.backends.base import PARENT_PID_ENV, SINGLE_THREAD_ENV, set_parent_death_signal, terminate_groups
+from harness.backends.base import (
+    PARENT_PID_ENV,
+    SINGLE_THREAD_ENV,
+    set_parent_death_signal,
+    signal_group,
+    terminate_groups,
+)
+from harness.store import read_tail
 
 WORKER_MODULE = "harness.worker"
 # modules whose `main(argv) -> int` runs in a forked child (the warm path): runs and trials, Hydra launcher jobs
@@ -187,10 +196,7 @@ class WarmWorkers:
 
 
 def _tail(path: Path, n: int = 3000) -> str:
-    try:
-        return path.read_bytes()[-n:].decode(errors="replace")
-    except OSError:
-        return ""
+    return read_tail(path, n).decode(errors="replace")
 
 
 # ---------------------------------------------------------------- the warm process
@@ -320,6 +326,7 @@ def serve(requests: int, events: TextIO) -> int:
             if pid == 0:
                 break
             if pid in children:
+                signal_group(pid, signal.SIGKILL)  # what the job left in its group (a subprocess, a pool) ends with it
                 emit({"token": children.pop(pid), "rc": os.waitstatus_to_exitcode(status)})
                 ended.append(pid)
         return ended

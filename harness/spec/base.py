@@ -15,4 +15,5 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf / nan run nowhere: refused at the key
 
 
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=100)]  # a suite's or a stage's: a file name and an MLflow name
 Seed = Annotated[StrictInt, Field(ge=0, lt=2**63)]  # an integer torch's and numpy's generators accept (not "0", not true)

@@ -48,14 +48,27 @@ class LoadedSuite:
     dropped: list[str] = field(default_factory=list)  # suite keys dropped by a component switch (include, overrides)
 
 
+def _leaves(prefix: tuple[str, ...], v: Any) -> list[tuple[str, ...]]:
+    """The dotted paths a key writes: `model.pos_emb: x` -> [(model, pos_emb)]; a mapping, each of its leaves."""
+    if isinstance(v, dict) and v:
+        return [leaf for k, w in v.items() for leaf in _leaves((*prefix, *str(k).split(".")), w)]
+    return [prefix]
+
+
 def _undot(d: Any, path: KeyPath, loc: Locator) -> Any:
     """Expand `{"model.pos_emb": x}` into `{"model": {"pos_emb": x}}`, moving line info along."""
     if not isinstance(d, dict):
         return d
     out: dict[str, Any] = {}
+    written: dict[tuple[str, ...], Any] = {}  # leaf path -> the key that wrote it
     for k, v in d.items():
         parts = str(k).split(".")
         src = loc.locs.get(path + (k,))
+        for leaf in _leaves(tuple(parts), v):
+            other = next((w for p, w in written.items() if p[:len(leaf)] == leaf or leaf[:len(p)] == p), None)
+            if other is not None:
+                raise SpecError(src or loc.root, f"{'.'.join(leaf)} is written twice here (by {other!r} and {k!r}): keep one")
+            written[leaf] = k
         node = out
         for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
@@ -81,6 +94,9 @@ def _normalize(data: dict[str, Any], loc: Locator, at: KeyPath = ()) -> dict[str
     return data
 
 
+MAX_INCLUDES = 16  # files in one include chain (the shipped suites use 2)
+
+
 def _read(path: Path, seen: tuple[Path, ...], dropped: list[str], roots: tuple[Path, ...]) -> tuple[dict[str, Any], Locator]:
     data, lines = load_yaml(path)
     loc = Locator({p: Loc(str(path), n, format_path(p)) for p, n in lines.items()}, Loc(str(path), 1, ""))
@@ -102,6 +118,8 @@ def _read(path: Path, seen: tuple[Path, ...], dropped: list[str], roots: tuple[P
         raise SpecError(loc.find(("include",)), f"{inc!r} {why}")
     if base_path in seen:
         raise SpecError(loc.find(("include",)), f"include cycle through {base_path.name}")
+    if len(seen) >= MAX_INCLUDES:
+        raise SpecError(loc.find(("include",)), f"the include chain is deeper than {MAX_INCLUDES} files")
     if not found:
         raise SpecError(loc.find(("include",)), f"included file not found: {inc}")
     base, base_loc = _read(base_path, seen + (base_path,), dropped, roots)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import AfterValidator, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator
 
 from harness.registry import REGISTRIES, ComponentConfig
-from harness.spec.base import Label, Scalar, Seed, Strict  # noqa: F401  (re-exported)
+from harness.spec.base import Label, Name, Scalar, Seed, Strict  # noqa: F401  (re-exported)
 from harness.spec.claim_models import Claims, ClaimSpec, References, ReferenceSpec  # noqa: F401  (re-exported)
 from harness.spec.report_models import FigureSpec, HeatmapSpec, ReportSpec, TableSpec  # noqa: F401  (re-exported)
 from harness.spec.tune_models import TuneSpec
@@ -304,7 +304,7 @@ class StageSpec(GridSpec):
 
 
 class SuiteSpec(GridSpec):
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: Name
     description: str = ""
     include: Optional[str] = None
     defaults: Annotated[dict[str, Any], AfterValidator(_no_source)]
@@ -313,8 +313,8 @@ class SuiteSpec(GridSpec):
     claims: Claims = Field(default_factory=list)
     scheduler: SchedulerSpec = SchedulerSpec()
     report: ReportSpec = ReportSpec()
-    stage: str = Field("main", pattern=r"^[A-Za-z0-9_-]+$", description="name of the suite's own (first) stage")
-    stages: dict[str, StageSpec] = Field(default_factory=dict, description="later stages, in order (harness.spec.stages)")
+    stage: Name = Field("main", description="name of the suite's own (first) stage")
+    stages: dict[Name, StageSpec] = Field(default_factory=dict, description="later stages, in order (harness.spec.stages)")
     profiles: Annotated[dict[str, dict[str, Any]], AfterValidator(_profile_names)] = Field(
         default_factory=dict, description="named diffs on the whole suite, one applied with --profile NAME (harness.spec.profiles)")
     profile: str = Field("", description="the profile applied: set by --profile, not written in a suite")

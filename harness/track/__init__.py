@@ -8,6 +8,7 @@ any worker starts (concurrent first use of a sqlite store races on schema creati
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import platform
 import signal
@@ -36,6 +37,11 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from harness.store import StoreLayout, default_uri  # noqa: E402,F401  (default_uri re-exported)
 from harness.tags import Kind, Outcome, Status, Tag  # noqa: E402
 from harness.track import sql  # noqa: E402
+from harness.track.failures import StoreError, check_sqlite_store, store_failure  # noqa: E402,F401  (re-exported)
+
+# MLflow logs every failed store write with its traceback before raising it; the raised error is what counts
+# (harness.cli turns a failed store into one line: harness.track.failures), so its log adds 60 lines of noise.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 from harness.track.template import create_from_template  # noqa: E402
 
 CHECKPOINT_ARTIFACT_DIR = "resume"  # a server store's resume checkpoints: artifacts of the attempt that saved them
@@ -83,6 +89,7 @@ class TrackingError(RuntimeError):
     """The tracking store refused an operation (e.g. an artifact location that cannot be written)."""
 
 
+
 @dataclass(frozen=True)
 class ParentRun:
     """The parent run of one suite invocation."""
@@ -114,6 +121,7 @@ class Tracker:
         self.layout = StoreLayout.from_uri(self.uri)
         with self.layout.schema_lock():
             if self.layout.sqlite_db is not None:
+                check_sqlite_store(self.layout.sqlite_db)
                 create_from_template(self.layout.sqlite_db)  # a new store: a copy of a migrated one (track/template.py)
             client = MlflowClient(tracking_uri=self.uri)
         # a server may be down for a while (restarted, its database restarting): calls retry until a deadline
@@ -350,6 +358,16 @@ def _sigterm_held() -> Iterator[None]:
             handler(*caught[0])
 
 
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+
+
+def _param_value(v: str) -> str:
+    if len(v) <= MAX_PARAM_CHARS:
+        return v
+    mark = f" ...[cut: {len(v):,} characters; config.json has the value]"
+    return v[:MAX_PARAM_CHARS - len(mark)] + mark
+
+
 class RunLog:
     """Worker-side handle on one child run.  Metrics are buffered and written with log_batch
     (one call per value costs ~60x more).  `seconds`: wall time spent in tracking calls so far."""
@@ -376,7 +394,9 @@ class RunLog:
             self.seconds += time.perf_counter() - t0
 
     def log_params(self, params: dict[str, Any]) -> None:
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        """The flat config as MLflow params (for the UI; the run's `config.json` artifact holds it whole): a
+        value over MLflow's 6,000 characters is cut visibly, never silently."""
+        items = [Param(k, _param_value(str(v))) for k, v in params.items()]
         with self._timed():
             for chunk in _chunks(items, 100):
                 self.tracker.client.log_batch(self.id, params=chunk)

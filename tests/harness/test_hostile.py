@@ -7,6 +7,7 @@ bounds); each now names file, line and key.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -217,3 +218,208 @@ def test_a_sweep_is_counted_before_it_is_listed(suite, capsys):
 def test_a_file_over_the_size_cap_is_refused_unread(suite, capsys):
     path = suite("# " + "x" * (5 * 2**20) + "\n")
     assert one_error(capsys, path) == "s.yaml: <root>: the file has 5,243,159 bytes; a suite holds at most 4,194,304"
+
+
+# Class 5: a dead run's log is read from its tail in bounded memory, by every reader (the error line, the FAILED
+# note, the warm worker's, SLURM's and Ray's tails).  The log is a sparse 2 GiB file: reading it whole would
+# allocate 2 GiB (tracemalloc sees it).
+
+def test_every_log_reader_reads_a_2_gib_log_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    from harness.backends.warm import _tail as warm_tail
+    from harness.jobs import _tail as job_tail
+    from harness.orchestrate import last_error
+    from harness.store import read_tail
+
+    log = tmp_path / "run.log"
+    with open(log, "wb") as f:
+        f.truncate(2 * 2**30)
+        f.write(b"step 1\n")
+        f.seek(0, 2)
+        f.write(b"Traceback (most recent call last):\n  File \"x.py\", line 1\nMemoryError: out of memory\n")
+    tracemalloc.start()
+    try:
+        assert last_error(log) == "MemoryError: out of memory"
+        assert job_tail(log).endswith("MemoryError: out of memory\n") and warm_tail(log).endswith("out of memory\n")
+        assert read_tail(log, 10) == b"of memory\n" and read_tail(tmp_path / "none.log", 10) == b""
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"{peak:,} bytes"
+
+
+# Class 7 (the claim id is above): a config value longer than MLflow's 6,000-character param limit is cut visibly
+# (MLflow cut it silently), and the run's config.json keeps it whole.
+
+def test_a_param_over_mlflows_limit_is_cut_visibly(tmp_path):
+    from harness.track import MAX_PARAM_CHARS, RunLog, Tracker
+
+    t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    t.setup()
+    exp = t.experiment("s")
+    mid = t.create_child(exp, t.start_parent(exp, "p", {}), "r", {})
+    log = RunLog(t.uri, mid)
+    log.log_params({"task.vocab": "x" * 7000, "short": "y" * MAX_PARAM_CHARS})
+    params = t.client.get_run(mid).data.params
+    assert params["task.vocab"].endswith("...[cut: 7,000 characters; config.json has the value]")
+    assert len(params["task.vocab"]) == MAX_PARAM_CHARS and params["short"] == "y" * MAX_PARAM_CHARS
+
+
+# Class 8: a process a run starts (in its process group) ends with the run; it used to outlive the suite and keep
+# writing.
+
+def test_a_runs_grandchild_ends_with_the_run(tmp_path):
+    import time
+
+    from harness.backends.warm import WarmWorkers
+
+    pidfile, out = tmp_path / "grandchild.pid", tmp_path / "written.txt"
+    script = f"(while true; do echo x >> {out}; sleep 0.1; done) & echo $! > {pidfile}; sleep 0.5; exit 0"
+    warm = WarmWorkers(tmp_path / "warm.log").start()
+    try:
+        warm.launch("j", ["sh", "-c", script], tmp_path / "j.log", {})
+        deadline, rc = time.monotonic() + 60, None
+        while rc is None and time.monotonic() < deadline:
+            rc = next((e["rc"] for e in warm.events(0.1) if "rc" in e), None)
+        assert rc == 0
+        grandchild = int(pidfile.read_text())
+        time.sleep(0.5)
+        alive = Path(f"/proc/{grandchild}").exists() and "Z" not in Path(f"/proc/{grandchild}/stat").read_text().split()[2]
+        assert not alive, "the run's grandchild outlived it"
+        size = out.stat().st_size
+        time.sleep(0.5)
+        assert out.stat().st_size == size  # and no longer writes
+    finally:
+        warm.close()
+
+
+# Class 10: names within file-system and MLflow limits, one value per path, include chains bounded, no write into
+# the harness checkout at run time.
+
+@pytest.mark.parametrize("edit, expected", [
+    (("name: t", "name: " + "n" * 300), "s.yaml:1: name: String should have at most 100 characters"),
+    (("  training: {steps: 5, batch_size: 8}", "  training: {steps: 5, batch_size: 8}\n  model.d_model: 32"),
+     "s.yaml:7: defaults.model.d_model: model.d_model is written twice here (by 'model' and 'model.d_model'): keep one"),
+])
+def test_names_and_paths_are_refused_at_their_key(suite, capsys, edit, expected):
+    assert one_error(capsys, suite(edit=edit)).startswith(expected)
+
+
+def test_a_stage_name_follows_the_rule_of_stage(suite, capsys):
+    path = suite("stages:\n  'probe/../x':\n    from: main\n")
+    assert "stages.probe/../x.[key]: String should match pattern" in one_error(capsys, path)
+
+
+def test_a_deep_include_chain_is_named_as_such(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s0.yaml").write_text(TINY_SUITE)
+    for i in range(1, 20):
+        (tmp_path / f"s{i}.yaml").write_text(f"include: s{i - 1}.yaml\n")
+    assert main(["validate", "s15.yaml"]) == 0  # 16 files
+    capsys.readouterr()
+    assert one_error(capsys, "s19.yaml").endswith("include: the include chain is deeper than 16 files")
+
+
+def test_reading_the_code_version_takes_no_git_lock(tmp_path, monkeypatch):
+    """`git status` refreshes the index (writing index.lock in the harness checkout, racing the user's own git)
+    unless told not to; every git call the harness makes is told."""
+    import subprocess as sp
+
+    from harness import provenance
+
+    calls = []
+    real = sp.run
+    monkeypatch.setattr(provenance.subprocess, "run", lambda argv, **kw: calls.append(argv) or real(argv, **kw))
+    provenance.version_of(ROOT)
+    assert calls and all(argv[:2] == ["git", "--no-optional-locks"] for argv in calls), calls
+
+
+# Class 6: environment faults end in one line naming the store and what to do, exit 5 (STORE_EXIT), and nothing
+# finished is lost: a rerun once the fault is fixed goes on.  A 0-byte store is an error, not a silent new one.
+
+def _store_cli(tmp_path, *args):
+    from conftest import cli
+
+    proc = cli(ROOT, tmp_path, *args)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ") or "Traceback" in ln]
+    return proc, lines
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "is empty (0 bytes), not an MLflow store"),
+    (b"PK\x03\x04 a zip file", "is not an SQLite database"),
+])
+def test_a_file_that_is_no_store_is_refused_untouched(tmp_path, content, expected):
+    (tmp_path / "mlflow.db").write_bytes(content)
+    proc, lines = _store_cli(tmp_path, "status", "smoke")
+    assert proc.returncode == 5 and len(lines) == 1 and expected in lines[0], proc.stderr
+    assert (tmp_path / "mlflow.db").read_bytes() == content  # not recreated over
+
+
+def test_a_corrupt_store_is_one_line(tmp_path):
+    from harness.track import Tracker
+
+    t = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    t.setup()
+    t.experiment("smoke")
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(db.read_bytes()[:100] + bytes(range(256)) * ((db.stat().st_size - 100) // 256))
+    proc, lines = _store_cli(tmp_path, "status", "smoke")
+    assert proc.returncode == 5 and lines == [f"error: store sqlite:///{db}: database disk image is malformed: restore it "
+                                               "from a backup (sqlite3's `.recover` salvages what it can)"], proc.stderr
+
+
+@pytest.mark.slow
+def test_an_artifact_root_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "mlartifacts").write_text("a file where the artifact folder goes\n")
+    proc, lines = _store_cli(tmp_path, "run", "smoke", "--no-report")
+    assert proc.returncode == 5 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: {tmp_path}/mlartifacts/smoke: Not a directory: fix the path or its permissions")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1100k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_and_the_rerun_goes_on(small_disk):
+    """The store on a 1.1 MB disk fills during the smoke suite: one line, exit 5; with room again, the rerun
+    reaps the runs the first left RUNNING and finishes the suite."""
+    from conftest import child_runs
+
+    proc, lines = _store_cli(small_disk, "run", "smoke", "--no-report")
+    assert proc.returncode == 5 and len(lines) == 1, proc.stderr
+    assert "database or disk is full: free space (or point --tracking-uri elsewhere) and rerun" in lines[0]
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    again, lines = _store_cli(small_disk, "run", "smoke", "--no-report")
+    assert again.returncode == 0 and not lines, again.stderr
+    children, _ = child_runs(small_disk, "smoke")
+    assert sorted(c.info.status for c in children if c.info.status == "FINISHED") == ["FINISHED"] * 4
+
+
+# A property over the size rule (class 4): for seeded random grids, seeds and caps, a suite validates exactly when
+# axes x seeds fits scheduler.max_runs, and the refusal names the count.
+
+@pytest.mark.parametrize("case", range(12))
+def test_the_run_cap_holds_exactly_at_its_bound(suite, capsys, case):
+    import random
+
+    rng = random.Random(case)
+    sizes = [rng.randint(1, 5) for _ in range(rng.randint(1, 2))]
+    n_seeds = rng.randint(1, 3)
+    runs = math.prod(sizes) * n_seeds
+    cap = max(1, runs + rng.choice([-2, -1, 0, 1]))
+    axes = "".join(f"  {key}: [{', '.join(str(8 + 2 * i) for i in range(n))}]\n"
+                   for key, n in zip(["model.d_model", "training.steps"], sizes))
+    path = suite(f"seeds: {list(range(n_seeds))}\nscheduler: {{max_runs: {cap}}}\ngrid:\n{axes}")
+    if runs <= cap:
+        assert main(["validate", path]) == 0, capsys.readouterr().err
+    else:
+        assert f"the grid expands to {runs:,} runs" in one_error(capsys, path)

@@ -42,7 +42,8 @@ def error(capsys, *argv: str) -> str:
     (["defaults.model.d_model=1048576"], r"<override>: defaults.model.d_model: a run needs about [\d.e+]+ GiB \(1\.\d+e\+13 parameters"),
     (["defaults.task.train_size=100000000000"], r"<override>: defaults.task.train_size: the task would hold [\d.e+]+ GiB of data"),
     (["defaults.model.n_layers=10000000"], r"<override>: defaults.model.n_layers: building model 'transformer' .* took over 5 s"),
-    (["defaults.training.batch_size=100000000000"], r"<override>: defaults.training.batch_size: one batch of 100000000000 rows"),
+    (["defaults.training.batch_size=16000000", "defaults.task.max_digits=1000"],  # 716 GiB of tokens, under the 2^24 cap
+     r"<override>: defaults.training.batch_size: one batch of 16000000 rows of 3003 tokens"),
 ])
 def test_the_dry_build_refuses_before_any_run(capsys, overrides, expected):
     assert re.search(expected, error(capsys, SMOKE, *overrides))
