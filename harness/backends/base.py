@@ -245,8 +245,11 @@ class Pool:
 
 def terminate_groups(pgids: Sequence[int], grace_s: float, ended: Callable[[float], Sequence[int]]) -> None:
     """SIGTERM each process group, then SIGKILL those whose leader has not ended after `grace_s`.
-    `ended(timeout)` waits up to `timeout` seconds and returns the leaders that ended meanwhile."""
+    `ended(timeout)` waits up to `timeout` seconds and returns the leaders that ended meanwhile.  A SIGCONT
+    follows the SIGTERM (as a shell's `kill` does for a stopped job): a paused run handles it at once."""
     left = {g for g in pgids if signal_group(g, signal.SIGTERM)}
+    for g in left:
+        signal_group(g, signal.SIGCONT)
     deadline = time.monotonic() + grace_s
     while left and (remaining := deadline - time.monotonic()) > 0:
         left -= set(ended(min(0.1, remaining)))

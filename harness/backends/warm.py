@@ -182,6 +182,7 @@ class WarmWorkers:
                 self.proc.terminate()
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
+            self.proc.send_signal(signal.SIGCONT)  # a paused warm process reads the EOF now, not after `timeout`
             rc = self.proc.wait(timeout=timeout)
         except (subprocess.TimeoutExpired, BrokenPipeError):
             self.proc.kill()

@@ -423,3 +423,41 @@ def test_the_run_cap_holds_exactly_at_its_bound(suite, capsys, case):
         assert main(["validate", path]) == 0, capsys.readouterr().err
     else:
         assert f"the grid expands to {runs:,} runs" in one_error(capsys, path)
+
+
+# Class 10, stopping: a paused (SIGSTOP) run handles the stop at once and ends KILLED by its own handler; it used to
+# sit out the grace period and be SIGKILLed (20 s with paused workers, the run not marked).
+
+HANDLES_TERM = """
+import signal, sys, time
+from pathlib import Path
+def on_term(signum, frame):
+    Path(sys.argv[1]).write_text("stopped")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, on_term)
+Path(sys.argv[2]).write_text("ready")
+time.sleep(600)
+"""
+
+
+def test_a_paused_run_is_stopped_gracefully_at_once(tmp_path):
+    import signal
+    import time
+
+    from harness.backends.warm import WarmWorkers
+
+    stopped, ready = tmp_path / "stopped", tmp_path / "ready"
+    warm = WarmWorkers(tmp_path / "warm.log").start()
+    try:
+        warm.launch("j", [sys.executable, "-c", HANDLES_TERM, str(stopped), str(ready)], tmp_path / "j.log", {})
+        deadline = time.monotonic() + 60
+        while not (warm.pids and ready.exists()) and time.monotonic() < deadline:
+            warm.events(0.05)
+        os.kill(warm.pids["j"], signal.SIGSTOP)
+        t0 = time.monotonic()
+        ended = warm.stop_all(grace_s=5.0)
+        took = time.monotonic() - t0
+        assert [e["rc"] for e in ended] == [143] and stopped.read_text() == "stopped"
+        assert took < 3.0, f"{took:.1f} s"
+    finally:
+        warm.close()
