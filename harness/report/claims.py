@@ -140,10 +140,14 @@ def evaluate_claim(claim: ClaimSpec, df: pl.DataFrame, references: Mapping[str, 
 
 
 def _deciding(parts: list[Part], status: str) -> int:
-    """The part the verdict shows: the strongest FAIL, else the weakest link of the PASS (an undecided one first)."""
+    """The part the verdict shows: the strongest FAIL, else the weakest link of the PASS (an undecided one first);
+    among equal p-values (exact parts: 0 or 1 each) the one nearest the bound, so "max x" shows the largest x."""
+    def gap(i: int) -> float:
+        return parts[i].gap if not math.isnan(parts[i].gap) else 0.0
+
     if status == FAIL:
-        return min(range(len(parts)), key=lambda i: (math.isnan(parts[i].p_fail), parts[i].p_fail))
-    return max(range(len(parts)), key=lambda i: (math.isnan(parts[i].p_pass), parts[i].p_pass))
+        return min(range(len(parts)), key=lambda i: (math.isnan(parts[i].p_fail), parts[i].p_fail, gap(i)))
+    return max(range(len(parts)), key=lambda i: (math.isnan(parts[i].p_pass), parts[i].p_pass, -gap(i)))
 
 
 def _measured(c: _Checked, status: str) -> tuple[str, int]:
