@@ -296,6 +296,8 @@ def difference(a: Sequence[float], b: Sequence[float], paired: bool, items_a: in
             df = float((va + vb) ** 2 / (va * va / (len(x) - 1) + vb * vb / (len(y) - 1))) if va + vb > 0 else len(x) + len(y) - 2.0
     out = Difference(n, diff, NAN, NAN, paired, se, noise, df, tuple(x), tuple(y))
     lo, hi = out.bounds(level) if n >= 2 else (NAN, NAN)
+    if items_a is not None and items_b is not None:  # two proportions: their difference lies in [-1, 1]
+        lo, hi = max(lo, -1.0), min(hi, 1.0)
     return Difference(n, diff, lo, hi, paired, se, noise, df, tuple(x), tuple(y))
 
 

@@ -150,3 +150,12 @@ def test_min_attainable_p_of_the_rank_tests():
     assert stats.min_attainable_p("permutation", 3, 3) == pytest.approx(1 / 20)
     x = np.arange(1.0, 4.0)
     assert sps.wilcoxon(x, alternative="greater").pvalue == pytest.approx(0.125)
+
+
+def test_a_difference_of_proportions_stays_within_minus_one_and_one():
+    """copying's ceiling had seeds at 0.01, 0.97 and 0.90 against a floor at 0: the t-interval of the headroom
+    reached +2.05; two proportions differ by at most 1 either way (a mean without test items is not clipped)."""
+    d = stats.difference([0.01, 0.97, 0.90], [0.0, 0.0, 0.0], paired=True, items_a=100, items_b=100)
+    assert d.lo < 0 and d.hi == 1.0
+    free = stats.difference([0.01, 0.97, 0.90], [0.0, 0.0, 0.0], paired=True)
+    assert free.hi > 1.0
