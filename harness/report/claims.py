@@ -240,13 +240,13 @@ def _result(claim: ClaimSpec, c: _Checked | None, alpha: float, fam: tuple[bool,
     else:
         status = UNTESTABLE if c.untestable else INCONCLUSIVE
     measured, i = _measured(c, status)
-    if status == UNTESTABLE:
-        measured += f"; UNTESTABLE: {c.untestable}"
+    framing = c.framings[i] if c.framings else None
+    if status == UNTESTABLE:  # the reason of the part shown (the headroom column's), else the claim's
+        measured += f"; UNTESTABLE: {framing.untestable if framing is not None and framing.untestable else c.untestable}"
     note = ""
     if alone and not rejected and status == INCONCLUSIVE and fam is not None:
         note = (f"decided alone (p = {p_two:.2g} < {alpha:g}), not after Holm over {m} claims (adjusted p = {fam[1]:.2g})")
         measured += f"; {note}"
-    framing = c.framings[i] if c.framings else None
     headroom = framing.text(1 - alpha) if framing is not None else ""
     if framing is not None and framing.untestable and status == FAIL:
         headroom += f" (another part is untestable: {framing.untestable})"

@@ -261,6 +261,16 @@ def test_references_and_bounds():
     assert verdict(fails, df, REFS, references=[]).headroom == ""  # the claim opts out
 
 
+def test_an_untestable_claim_quotes_the_headroom_of_the_part_it_shows():
+    """copying: "min 0.15 at len 40; UNTESTABLE: headroom +0.68 ... (the 20-letter point)" beside a headroom column
+    at 40 letters.  The reason comes from the part shown, so the two agree."""
+    acc = {"rel_kq": [{10: 0.3, 15: 0.1}, {10: 0.35, 15: 0.12}, {10: 0.32, 15: 0.08}], "constant": ACC["constant"],
+           "oracle": [{10: 0.95, 15: 0.8}, {10: 0.05, 15: 0.0}, {10: 0.9, 15: 0.6}]}  # a ceiling seed that did not learn
+    v = verdict({**REL, "value": 0.9}, frame(items=200, acc=acc), REFS)
+    shown = v.headroom.split(" (")[0]
+    assert v.status == UNTESTABLE and "at len 15" in v.measured and f"UNTESTABLE: headroom {shown} " in v.measured, (v.measured, v.headroom)
+
+
 def test_reference_matched_on_the_points_config():
     rows = [row(pe, s, {"acc": acc + 0.01 * s, "items/acc": 500}, task__name=task) for task, vals in
             (("easy", {"ssl": 0.9, "floor": 0.5, "sup": 0.95}), ("hard", {"ssl": 0.3, "floor": 0.28, "sup": 0.31}))
