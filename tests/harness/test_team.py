@@ -171,7 +171,9 @@ def test_four_suites_written_at_once_keep_every_step(team, tmp_path):
     for name in names:
         for r in finished_once_each(team, name, 2).values():
             points += assert_exact_steps(team, r, 20, 1, 10)
-    assert points == 4 * 2 * (4 * 20 + 2 + 10 * 2 + 3)  # + throughput/{examples_per_s,step_seconds,tokens_per_s} at the end
+    # per run: 4 train metrics x 20 steps, 2 logged once, 13 at each of 2 evaluations (exact, token_acc, loss and
+    # items/exact of 3 splits, examples_seen), + throughput/{examples_per_s,step_seconds,tokens_per_s} at the end
+    assert points == 4 * 2 * (4 * 20 + 2 + 13 * 2 + 3)
 
 
 def test_two_ray_nodes_and_a_retry_resuming_on_the_other_node(team_ray, tmp_path):
