@@ -104,6 +104,16 @@ def test_two_seeds_never_decide_one_run_only_when_exact():
     assert (v.status, v.measured) == (PASS, "0.90") and v.method.startswith("exact: each point taken as it is")
 
 
+def test_an_exact_bound_over_points_shows_its_extreme():
+    """jepa_theory: "max 0.55 at f0 (depth=1)" while the largest error was 0.99 (depth=2): every exact part passes
+    with the same p, so the one nearest the bound is shown."""
+    runs = build([row("a", 0, {"err": e}, depth=d) for d, e in ((1, 0.55), (2, 0.99), (3, 0.2))])
+    v = verdict({"kind": "at_most", "metric": "err", "value": 5.0, "by": ["depth"], "exact": True}, runs)
+    assert v.status == PASS and v.measured.startswith("max 0.99") and "depth=2" in v.measured, v.measured
+    v = verdict({"kind": "at_least", "metric": "err", "value": 0.1, "by": ["depth"], "exact": True}, runs)
+    assert v.status == PASS and v.measured.startswith("min 0.2") and "depth=3" in v.measured, v.measured
+
+
 def test_by_groups_must_all_hold_and_fail_is_bonferroni_over_the_points(df):
     v = verdict({"kind": "at_least", "metric": "exact/len_05", "by": ["model.pos_emb"], "where": {"model.pos_emb": ["abs", "rel_kq"]},
                  "value": 0.95}, frame(items=200))
