@@ -36,7 +36,7 @@ def read_tail(path: Path | str, n: int) -> bytes:
         with open(path, "rb") as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - n))
             return f.read(n)
-    except (OSError, TypeError):
+    except OSError:
         return b""
 SERVER_PREFIXES = ("http://", "https://")
 JOURNAL_NAME = "optuna-journal.log"

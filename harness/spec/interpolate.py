@@ -33,10 +33,9 @@ from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 from omegaconf.grammar_parser import parse
 
 from harness.spec.errors import SpecError
-from harness.spec.yamlio import KeyPath
+from harness.spec.yamlio import MAX_VALUES, KeyPath  # the alias-bomb cap bounds the interpolations too
 
 MARK = "${"
-MAX_VALUES = 50_000  # values the resolved interpolations add (the alias-bomb cap of harness.spec.yamlio)
 MAX_CHARS = 1_000_000  # characters of the strings they build
 _REF = re.compile(r"(?<!\\)\$\{([^${}]*)\}")  # an innermost, unescaped ${key.path}
 
